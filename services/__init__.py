@@ -1,0 +1,1 @@
+"""Processes around the event backbone: ingest, assignment, SDK, simulator, broker manager, CLI."""

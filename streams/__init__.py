@@ -1,0 +1,1 @@
+"""The event contract and the faust stream processors."""

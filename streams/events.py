@@ -1,0 +1,336 @@
+"""The event contract: envelopes, payloads, topic names, and validation that names the field.
+
+Imports no faust: the ingest service, the SDK, the simulator and the workers all share it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+MAX_BATCH = 1000
+
+EventType = Literal["exposure", "usage", "feedback", "consent"]
+EVENT_TYPES: tuple[EventType, ...] = ("exposure", "usage", "feedback", "consent")
+FeedbackKind = Literal["rating", "nps", "sus", "comment", "idea", "vote"]
+
+
+class Topics:
+    """Kafka topic names. Every event topic is keyed by participant_id and has the same number of
+    partitions, so one citizen's events stay in one partition, on one worker."""
+
+    EXPOSURES = "rhizome.exposures"
+    USAGE = "rhizome.usage"
+    FEEDBACK = "rhizome.feedback"
+    CONSENT = "rhizome.consent"
+    #: Events that failed validation in the stream, each with its reason.
+    DEAD_LETTER = "rhizome.deadletter"
+    #: Erasure requests (`rhizome erase`): the workers forget the participant.
+    ERASURE = "rhizome.erasure"
+
+    BY_TYPE: Mapping[str, str] = {
+        "exposure": EXPOSURES,
+        "usage": USAGE,
+        "feedback": FEEDBACK,
+        "consent": CONSENT,
+    }
+    EVENTS: tuple[str, ...] = (EXPOSURES, USAGE, FEEDBACK, CONSENT)
+    ALL: tuple[str, ...] = (*EVENTS, ERASURE, DEAD_LETTER)
+
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
+Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
+ShortText = Annotated[str, StringConstraints(max_length=128)]
+PilotKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
+ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class ExposurePayload(_Strict):
+    experiment: Name
+    variant: Name
+
+
+class UsagePayload(_Strict):
+    action: Name
+    value: float | None = None
+    session_id: ShortText | None = None
+    properties: dict[Name, ShortText] = Field(default_factory=dict, max_length=16)
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, v: float | None) -> float | None:
+        if v is not None and not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class FeedbackPayload(_Strict):
+    kind: FeedbackKind
+    score: float | None = None
+    answers: list[int] | None = None
+    text: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    target: str | None = None
+    #: Optional: the experiment the feedback is about (otherwise every experiment of the pilot).
+    experiment: Name | None = None
+
+    @model_validator(mode="after")
+    def _by_kind(self) -> FeedbackPayload:
+        kind, score = self.kind, self.score
+        if kind == "rating" and (score is None or not 1 <= score <= 5):
+            raise _field_error("score", "must be a number from 1 to 5 for a rating")
+        if kind == "nps" and (score is None or score != int(score) or not 0 <= score <= 10):
+            raise _field_error("score", "must be an integer from 0 to 10 for nps")
+        if kind == "sus":
+            answers = self.answers
+            if answers is None or len(answers) != 10 or any(a not in (1, 2, 3, 4, 5) for a in answers):
+                raise _field_error("answers", "must be ten integers from 1 to 5 for sus")
+        if kind in ("comment", "idea") and not (self.text and self.text.strip()):
+            raise _field_error("text", f"must be a non-empty text for {kind}")
+        if kind == "vote":
+            if not self.target:
+                raise _field_error("target", "must be the event_id of the idea voted on")
+            if score is not None and score not in (-1, 1):
+                raise _field_error("score", "must be 1 or -1 for a vote")
+        return self
+
+
+class ConsentPayload(_Strict):
+    granted: bool
+    scope: ShortText = "usage"
+
+
+class _FieldError(ValueError):
+    """A payload check that names the field it is about."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def _field_error(field: str, message: str) -> _FieldError:
+    return _FieldError(field, message)
+
+
+class _Envelope(_Strict):
+    event_id: uuid.UUID
+    pilot_id: PilotKey
+    participant_id: ParticipantId
+    occurred_at: datetime
+    received_at: datetime | None = None
+    source: ShortText = "unknown"
+    schema_version: Literal[1] = 1
+
+    @field_validator("occurred_at", "received_at")
+    @classmethod
+    def _utc(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
+        if v.tzinfo is None:
+            raise ValueError("must carry a time zone (UTC, e.g. 2026-11-20T09:15:02Z)")
+        return v.astimezone(UTC)
+
+    @property
+    def topic(self) -> str:
+        return Topics.BY_TYPE[self.type]  # type: ignore[attr-defined]
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.model_dump(mode="json", exclude_none=False))
+
+
+class Exposure(_Envelope):
+    type: Literal["exposure"]
+    payload: ExposurePayload
+
+
+class Usage(_Envelope):
+    type: Literal["usage"]
+    payload: UsagePayload
+
+
+class Feedback(_Envelope):
+    type: Literal["feedback"]
+    payload: FeedbackPayload
+
+
+class Consent(_Envelope):
+    type: Literal["consent"]
+    payload: ConsentPayload
+
+
+Event = Annotated[Exposure | Usage | Feedback | Consent, Field(discriminator="type")]
+_EVENT: TypeAdapter[Exposure | Usage | Feedback | Consent] = TypeAdapter(Event)
+
+
+@dataclass(frozen=True, slots=True)
+class EventError:
+    """Why one event is invalid: its index in the batch, the field (dotted path) and the reason."""
+
+    index: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InvalidEvent(ValueError):
+    def __init__(self, errors: list[EventError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.errors = errors
+
+
+def _errors(exc: ValidationError, index: int, raw: Any) -> list[EventError]:
+    out: list[EventError] = []
+    for err in exc.errors(include_url=False):
+        loc = [str(p) for p in err["loc"]]
+        # A discriminated union reports the tag ('usage') as the first location element.
+        if loc and loc[0] in EVENT_TYPES:
+            loc = loc[1:]
+        message = err["msg"]
+        ctx_error = (err.get("ctx") or {}).get("error")
+        if isinstance(ctx_error, _FieldError):
+            loc = [*loc, ctx_error.field]
+            message = ctx_error.message
+        elif message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field, not part of the event contract"
+        elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = ["type"]
+            message = f"must be one of {', '.join(EVENT_TYPES)}"
+        field = ".".join(loc) or "(event)"
+        value = _value_at(raw, loc)
+        if value is not _MISSING and err["type"] != "extra_forbidden":
+            message = f"{message} (got {_short(value)})"
+        out.append(EventError(index, field, message))
+    return out
+
+
+_MISSING = object()
+
+
+def _value_at(raw: Any, loc: list[str]) -> Any:
+    cur = raw
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
+            cur = cur[int(part)]
+        else:
+            return _MISSING
+    return cur
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+AnyEvent = Exposure | Usage | Feedback | Consent
+
+
+def parse_event(raw: Any, index: int = 0) -> AnyEvent:
+    """Returns the validated event, or raises `InvalidEvent` naming each bad field."""
+    if not isinstance(raw, dict):
+        raise InvalidEvent([EventError(index, "(event)", f"must be a JSON object, got {_short(raw)}")])
+    try:
+        return _EVENT.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidEvent(_errors(exc, index, raw)) from None
+
+
+def parse_batch(raw: Any) -> tuple[list[AnyEvent], list[EventError]]:
+    """Returns the valid events of a request body (an object or an array) and every error."""
+    items = raw if isinstance(raw, list) else [raw]
+    events: list[AnyEvent] = []
+    errors: list[EventError] = []
+    if isinstance(raw, list) and not raw:
+        return [], [EventError(0, "(body)", "must hold at least one event")]
+    if len(items) > MAX_BATCH:
+        return [], [EventError(0, "(body)", f"holds {len(items)} events, must hold at most {MAX_BATCH}")]
+    for i, item in enumerate(items):
+        try:
+            events.append(parse_event(item, i))
+        except InvalidEvent as exc:
+            errors.extend(exc.errors)
+    return events, errors
+
+
+def decode_event(data: bytes) -> AnyEvent:
+    """Returns the event encoded in a Kafka record value, or raises `InvalidEvent`."""
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEvent([EventError(0, "(event)", f"is not valid JSON: {exc}")]) from None
+    return parse_event(raw)
+
+
+def new_event(
+    type: EventType,
+    pilot_id: str,
+    participant_id: str,
+    payload: Mapping[str, Any],
+    *,
+    occurred_at: datetime | None = None,
+    source: str = "unknown",
+    event_id: uuid.UUID | str | None = None,
+) -> dict[str, Any]:
+    """Returns a JSON-ready event object with a fresh event_id, for SDKs, the simulator and tests."""
+    return {
+        "event_id": str(event_id or uuid.uuid4()),
+        "type": type,
+        "pilot_id": pilot_id,
+        "participant_id": participant_id,
+        "occurred_at": format_time(occurred_at or datetime.now(UTC)),
+        "source": source,
+        "schema_version": SCHEMA_VERSION,
+        "payload": dict(payload),
+    }
+
+
+def format_time(t: datetime) -> str:
+    """Returns an RFC 3339 UTC timestamp with a `Z` suffix and millisecond precision."""
+    return t.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def dead_letter(reason: str, field: str | None, raw: bytes | str | Mapping[str, Any], **where: Any) -> bytes:
+    """Returns the dead-letter record for an event the stream could not take."""
+    if isinstance(raw, bytes | bytearray):
+        try:
+            original: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            original = raw.decode("utf-8", errors="replace")
+    else:
+        original = raw
+    return orjson.dumps(
+        {"reason": reason, "field": field, "at": format_time(datetime.now(UTC)), **where, "event": original}
+    )
+
+
+def iter_topics(types: Iterable[str]) -> list[str]:
+    return [Topics.BY_TYPE[t] for t in types]

@@ -24,6 +24,11 @@ METRIC_TYPES: tuple[MetricType, ...] = ("proportion", "mean", "ratio", "retentio
 EXPERIMENT_STATUSES: tuple[ExperimentStatus, ...] = ("draft", "running", "stopped", "decided")
 #: The action name a retention metric may use to mean "any usage event".
 ANY_ACTION = "*"
+#: Experiment, variant, metric and action names (also enforced on events).
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
+#: Pilot keys: they are also the pilot_id of events.
+PILOT_KEY_PATTERN = r"^[a-z0-9][a-z0-9\-]*$"
+NAME_MAX_LENGTH = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,8 @@ class PilotSpec:
     #: Citizens the pilot could reach (the market-potential prior of the adoption forecast).
     population: int | None = None
     districts: tuple[str, ...] = ()
+    #: Citizens per target district, when known (reach is then a rate, not a count).
+    district_population: tuple[tuple[str, int], ...] = ()
     #: Usage `properties` that segment every figure (district, channel, age_band, ...).
     segments: tuple[str, ...] = ("district", "channel")
     #: The action that marks a participant as activated.

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from experiments.registry import NAME_MAX_LENGTH, NAME_PATTERN, PILOT_KEY_PATTERN
+
 SCHEMA_VERSION = 1
 MAX_BATCH = 1000
 
@@ -55,10 +57,11 @@ class Topics:
     ALL: tuple[str, ...] = (*EVENTS, ERASURE, DEAD_LETTER)
 
 
-_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$"
-Name = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=_NAME_PATTERN)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=128)]
-PilotKey = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9\-]*$")]
+PilotKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=PILOT_KEY_PATTERN)
+]
 ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 

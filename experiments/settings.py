@@ -38,8 +38,10 @@ class Settings:
     console_host: str
     console_port: int
     topic_partitions: int
-    #: Seconds an event may arrive after the end of its day and still count in that day.
+    #: How late (event time behind the newest event of its partition) an event may still count.
     grace_seconds: int
+    #: Prefix of the Kafka topics and name of the workers' consumer group.
+    namespace: str
 
     @property
     def kafka_dir(self) -> Path:
@@ -109,4 +111,5 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         console_port=get_int("console_port", DEFAULT_CONSOLE_PORT),
         topic_partitions=get_int("topic_partitions", 4),
         grace_seconds=get_int("grace_seconds", 2 * 86400),
+        namespace=get("namespace", "rhizome") or "rhizome",
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -34,27 +34,82 @@ EVENT_TYPES: tuple[EventType, ...] = ("exposure", "usage", "feedback", "consent"
 FeedbackKind = Literal["rating", "nps", "sus", "comment", "idea", "vote"]
 
 
+@dataclass(frozen=True, slots=True)
 class Topics:
-    """Kafka topic names. Every event topic is keyed by participant_id and has the same number of
-    partitions, so one citizen's events stay in one partition, on one worker."""
+    """Kafka topic names under a namespace (default `rhizome`; tests use one each).
 
-    EXPOSURES = "rhizome.exposures"
-    USAGE = "rhizome.usage"
-    FEEDBACK = "rhizome.feedback"
-    CONSENT = "rhizome.consent"
-    #: Events that failed validation in the stream, each with its reason.
-    DEAD_LETTER = "rhizome.deadletter"
-    #: Erasure requests (`rhizome erase`): the workers forget the participant.
-    ERASURE = "rhizome.erasure"
+    Every event topic is keyed by participant_id and has the same number of partitions, so one
+    citizen's events stay in one partition, in order, on one worker.
+    """
 
-    BY_TYPE: Mapping[str, str] = {
-        "exposure": EXPOSURES,
-        "usage": USAGE,
-        "feedback": FEEDBACK,
-        "consent": CONSENT,
-    }
-    EVENTS: tuple[str, ...] = (EXPOSURES, USAGE, FEEDBACK, CONSENT)
-    ALL: tuple[str, ...] = (*EVENTS, ERASURE, DEAD_LETTER)
+    namespace: str = "rhizome"
+
+    @property
+    def exposures(self) -> str:
+        return f"{self.namespace}.exposures"
+
+    @property
+    def usage(self) -> str:
+        return f"{self.namespace}.usage"
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.namespace}.feedback"
+
+    @property
+    def consent(self) -> str:
+        return f"{self.namespace}.consent"
+
+    @property
+    def erasure(self) -> str:
+        """Erasure requests (`rhizome erase`): the workers forget the participant."""
+        return f"{self.namespace}.erasure"
+
+    @property
+    def dead_letter(self) -> str:
+        """Events that failed validation in the stream, each with its reason."""
+        return f"{self.namespace}.deadletter"
+
+    def for_type(self, event_type: str) -> str:
+        return f"{self.namespace}.{_TOPIC_OF_TYPE[event_type]}"
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        return (self.exposures, self.usage, self.feedback, self.consent)
+
+    @property
+    def partitioned(self) -> tuple[str, ...]:
+        """The topics keyed by participant that a worker reads together (co-partitioned)."""
+        return (*self.events, self.erasure)
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return (*self.partitioned, self.dead_letter)
+
+
+_TOPIC_OF_TYPE = {"exposure": "exposures", "usage": "usage", "feedback": "feedback", "consent": "consent"}
+
+
+def ensure_topics(bootstrap: str, topics: Topics, partitions: int, timeout: float = 30.0) -> list[str]:
+    """Returns the topics it created: every Rhizome topic missing on the broker, `partitions` each."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in topics.all if t not in existing]
+        created: list[str] = []
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, partitions, 1)])
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        admin.close()
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
@@ -153,10 +208,6 @@ class _Envelope(_Strict):
         if v.tzinfo is None:
             raise ValueError("must carry a time zone (UTC, e.g. 2026-11-20T09:15:02Z)")
         return v.astimezone(UTC)
-
-    @property
-    def topic(self) -> str:
-        return Topics.BY_TYPE[self.type]  # type: ignore[attr-defined]
 
     def to_json(self) -> bytes:
         return orjson.dumps(self.model_dump(mode="json", exclude_none=False))
@@ -335,5 +386,13 @@ def dead_letter(reason: str, field: str | None, raw: bytes | str | Mapping[str, 
     )
 
 
-def iter_topics(types: Iterable[str]) -> list[str]:
-    return [Topics.BY_TYPE[t] for t in types]
+def encode_erasure(participant_id: str, requested_at: datetime) -> bytes:
+    """Returns the erasure request published (keyed by the participant) on the erasure topic."""
+    return orjson.dumps(
+        {"participant_id": participant_id, "requested_ms": int(requested_at.timestamp() * 1000)}
+    )
+
+
+def decode_erasure(data: bytes) -> int:
+    """Returns the time (ms since the epoch) of an erasure request: events up to it are forgotten."""
+    return int(orjson.loads(data)["requested_ms"])

@@ -1,0 +1,1 @@
+"""The assignment service (see `service.py`)."""

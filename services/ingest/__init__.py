@@ -1,0 +1,1 @@
+"""The HTTP ingest and assignment service (FastAPI)."""

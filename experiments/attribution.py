@@ -1,0 +1,365 @@
+"""What one participant contributes to every figure of a pilot, as a pure function of their events.
+
+A participant's contribution to an aggregate (n, sum, sum of squares, ...) depends only on the set
+of their events and on the registry, never on the order events arrive in. The stream processor keeps
+each participant's small event log, and when it changes, adds `new - old` contributions to the
+per-partition aggregates (sum += x' - x, sum_squares += x'^2 - x^2): exact, whatever the order,
+redelivery (event ids are deduplicated) or crash (aggregates are rebuilt from the logs).
+
+Semantics (interfaces.md, "Metric semantics"):
+- Consent: an event counts only when, at its event time, the participant's latest consent event
+  (any scope) granted consent, unless the pilot's consent mode is `collected_by_service`. On equal
+  times a withdrawal wins.
+- First exposure: the earliest counted exposure of the experiment; it fixes the variant and t0.
+  Exposures of draft experiments are not counted; nor are those at or after a stop.
+- Windows are [t0, t0 + window_days) at millisecond precision; usage at or after a stop is not
+  counted. A CUPED covariate is the same quantity over [t0 - covariate_days, t0).
+- Segments: a participant's value of each segment property (district, channel, ...) is the one of
+  their earliest usage event carrying it.
+- Adoption: active on a UTC day when a counted usage event falls on it; new on the first such day;
+  activated on the day of the first counted `key_action`; retention cohorts by the Monday of the
+  week of the first active day.
+- Feedback: the latest counted rating, NPS and SUS answer of a participant count (one respondent
+  each); every comment and idea counts; a participant's latest vote on an idea counts.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from experiments.feedback import nps_bucket
+from experiments.registry import ANY_ACTION, ExperimentSpec, ExperimentStatus, MetricSpec, PilotSpec
+
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+UNITS = "$units"
+#: At most this many exposures of one experiment are kept per participant (only the first counted
+#: one matters; a few more cover exposures logged before consent).
+MAX_EXPOSURES = 8
+
+#: A contribution key and its vector of sums. Keys:
+#:   ("a", experiment, metric, variant, segment): (n, sum, sum_squares, x_sum, x_sum_squares, sum_products)
+#:   ("d", day, segment): (active, new, activated)            day: days since 1970-01-01
+#:   ("r", cohort_day, week_index, segment): (participants,)  cohort_day: a Monday, days since epoch
+#:   ("f", experiment, variant, kind, bucket): (n, sum, sum_squares)   "" = all experiments
+Key = tuple[Any, ...]
+Vector = tuple[float, ...]
+Contributions = dict[Key, Vector]
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRuntime:
+    """An experiment as the stream processor counts it."""
+
+    spec: ExperimentSpec
+    status: ExperimentStatus
+    stopped_at_ms: int | None = None
+
+    @property
+    def counts(self) -> bool:
+        return self.status != "draft"
+
+
+@dataclass(frozen=True, slots=True)
+class PilotRuntime:
+    spec: PilotSpec
+    experiments: Mapping[str, ExperimentRuntime]
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+def to_ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+def day_of(ms: int) -> int:
+    return ms // DAY_MS
+
+
+def day_date(day: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=day)
+
+
+def monday_of(day: int) -> int:
+    # 1970-01-01 was a Thursday: weekday (Monday = 0) of day d is (d + 3) % 7.
+    return day - (day + 3) % 7
+
+
+def ms_datetime(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass(slots=True)
+class PilotLog:
+    """One participant's events in one pilot, kept small: times in ms, sorted, deduplicated.
+
+    usage: (ms, action, value); feedback: (ms, kind, score, sus score, target idea, experiment).
+    """
+
+    consent: list[tuple[int, bool]] = field(default_factory=list)
+    exposures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
+    usage: list[tuple[int, str, float | None]] = field(default_factory=list)
+    feedback: list[tuple[int, str, float | None, float | None, str | None, str | None]] = field(
+        default_factory=list
+    )
+    properties: dict[str, tuple[int, str]] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    #: The latest event time seen, for the lateness check.
+    last_ms: int = 0
+
+    # --- changes ------------------------------------------------------------------------------
+
+    def mark_seen(self, event_id: str) -> bool:
+        """Returns False when the event was already applied (a redelivery), else records it."""
+        short = event_id.replace("-", "")[:16]
+        if short in self.seen:
+            return False
+        self.seen.add(short)
+        return True
+
+    def add_consent(self, ms: int, granted: bool) -> None:
+        bisect.insort(self.consent, (ms, granted))
+        self.last_ms = max(self.last_ms, ms)
+
+    def add_exposure(self, experiment: str, ms: int, variant: str) -> None:
+        items = self.exposures.setdefault(experiment, [])
+        bisect.insort(items, (ms, variant))
+        del items[MAX_EXPOSURES:]
+        self.last_ms = max(self.last_ms, ms)
+
+    def add_usage(self, ms: int, action: str, value: float | None, properties: Mapping[str, str]) -> None:
+        bisect.insort(
+            self.usage, (ms, action, value), key=lambda u: (u[0], u[1], -1e308 if u[2] is None else u[2])
+        )
+        for name, val in properties.items():
+            old = self.properties.get(name)
+            if old is None or (ms, val) < old:
+                self.properties[name] = (ms, val)
+        self.last_ms = max(self.last_ms, ms)
+
+    def add_feedback(
+        self,
+        ms: int,
+        kind: str,
+        score: float | None,
+        sus: float | None,
+        target: str | None,
+        experiment: str | None,
+    ) -> None:
+        self.feedback.append((ms, kind, score, sus, target, experiment))
+        self.feedback.sort(key=lambda f: (f[0], f[1], f[4] or "", -1e308 if f[2] is None else f[2]))
+        self.last_ms = max(self.last_ms, ms)
+
+    # --- compact form (the faust table value) -------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.consent:
+            doc["c"] = [[t, int(g)] for t, g in self.consent]
+        if self.exposures:
+            doc["x"] = {k: [list(e) for e in v] for k, v in self.exposures.items()}
+        if self.usage:
+            doc["u"] = [list(u) for u in self.usage]
+        if self.feedback:
+            doc["f"] = [list(f) for f in self.feedback]
+        if self.properties:
+            doc["s"] = {k: list(v) for k, v in self.properties.items()}
+        if self.seen:
+            doc["i"] = sorted(self.seen)
+        doc["t"] = self.last_ms
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> PilotLog:
+        return cls(
+            consent=[(int(t), bool(g)) for t, g in doc.get("c", ())],
+            exposures={k: [(int(t), str(v)) for t, v in items] for k, items in doc.get("x", {}).items()},
+            usage=[(int(t), str(a), None if v is None else float(v)) for t, a, v in doc.get("u", ())],
+            feedback=[
+                (int(t), str(k), s, sus, target, exp) for t, k, s, sus, target, exp in doc.get("f", ())
+            ],
+            properties={k: (int(t), str(v)) for k, (t, v) in doc.get("s", {}).items()},
+            seen=set(doc.get("i", ())),
+            last_ms=int(doc.get("t", 0)),
+        )
+
+
+class ConsentTimeline:
+    """Answers "was the participant consenting at time t?" from their consent events."""
+
+    def __init__(self, events: list[tuple[int, bool]], collected_by_service: bool) -> None:
+        self.always = collected_by_service
+        # Within one millisecond a withdrawal wins: (t, False) sorts before (t, True), so keep the
+        # first verdict of each time.
+        self.times: list[int] = []
+        self.granted: list[bool] = []
+        for t, g in events:
+            if self.times and self.times[-1] == t:
+                self.granted[-1] = self.granted[-1] and g
+            else:
+                self.times.append(t)
+                self.granted.append(g)
+
+    def at(self, ms: int) -> bool:
+        if self.always:
+            return True
+        i = bisect.bisect_right(self.times, ms)
+        return i > 0 and self.granted[i - 1]
+
+
+def _metric_value(
+    metric: MetricSpec,
+    usage: list[tuple[int, str, float | None]],
+    start: int,
+    end: int,
+    action: str,
+    agg: str,
+) -> float:
+    lo = bisect.bisect_left(usage, start, key=lambda u: u[0])
+    total = 0.0
+    for ms, name, value in usage[lo:]:
+        if ms >= end:
+            break
+        if action in (name, ANY_ACTION):
+            if metric.type in ("proportion", "retention"):
+                return 1.0
+            total += 1.0 if agg == "count" else (value or 0.0)
+    return total
+
+
+def metric_vector(
+    metric: MetricSpec, usage: list[tuple[int, str, float | None]], t0: int, stop: int | None
+) -> Vector:
+    """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant."""
+
+    def window(start: int, end: int, action: str, agg: str) -> float:
+        if stop is not None:
+            end = min(end, stop)
+        return _metric_value(metric, usage, start, end, action, agg) if end > start else 0.0
+
+    if metric.type == "retention":
+        week = metric.week or 0
+        x = window(t0 + week * WEEK_MS, t0 + (week + 1) * WEEK_MS, metric.action, "count")
+        return (1.0, x, x * x, 0.0, 0.0, 0.0)
+    end = t0 + int(metric.window_days * DAY_MS)
+    x = window(t0, end, metric.action, metric.aggregate)
+    if metric.type == "ratio" and metric.denominator:
+        d = window(t0, end, metric.denominator, metric.denominator_aggregate)
+        return (1.0, x, x * x, d, d * d, x * d)
+    if metric.covariate_days:
+        pre = window(t0 - int(metric.covariate_days * DAY_MS), t0, metric.action, metric.aggregate)
+        return (1.0, x, x * x, pre, pre * pre, x * pre)
+    return (1.0, x, x * x, 0.0, 0.0, 0.0)
+
+
+def _add(out: Contributions, key: Key, vec: Vector) -> None:
+    old = out.get(key)
+    out[key] = vec if old is None else tuple(a + b for a, b in zip(old, vec, strict=True))
+
+
+def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
+    """Returns every figure of the pilot this participant's events add to, with their amounts."""
+    out: Contributions = {}
+    consent = ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service")
+    usage = [u for u in log.usage if consent.at(u[0])]
+    segments = [""] + [
+        f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties
+    ]
+
+    variants: dict[str, str] = {}
+    for key, exp in pilot.experiments.items():
+        if not exp.counts:
+            continue
+        stop = exp.stopped_at_ms
+        first = next(
+            (
+                (t, v)
+                for t, v in log.exposures.get(key, ())
+                if consent.at(t) and (stop is None or t < stop) and v in exp.spec.variant_weights
+            ),
+            None,
+        )
+        if first is None:
+            continue
+        t0, variant = first
+        variants[key] = variant
+        for seg in segments:
+            _add(out, ("a", key, UNITS, variant, seg), (1.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+        for metric in exp.spec.metrics:
+            vec = metric_vector(metric, usage, t0, stop)
+            for seg in segments:
+                _add(out, ("a", key, metric.key, variant, seg), vec)
+
+    if usage:
+        days = sorted({day_of(u[0]) for u in usage})
+        first_day = days[0]
+        key_action = pilot.spec.key_action
+        activated = next((day_of(ms) for ms, a, _ in usage if a == key_action), None) if key_action else None
+        cohort = monday_of(first_day)
+        weeks = sorted({(d - cohort) // 7 for d in days})
+        for seg in segments:
+            for d in days:
+                _add(out, ("d", d, seg), (1.0, float(d == first_day), float(d == activated)))
+            if activated is not None and activated not in days:
+                _add(out, ("d", activated, seg), (0.0, 0.0, 1.0))
+            for w in weeks:
+                _add(out, ("r", cohort, w, seg), (1.0,))
+
+    _feedback(out, log, consent, variants)
+    return out
+
+
+def _feedback(
+    out: Contributions, log: PilotLog, consent: ConsentTimeline, variants: Mapping[str, str]
+) -> None:
+    latest: dict[str, tuple[float, float | None]] = {}
+    votes: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for ms, kind, score, sus, target, _experiment in log.feedback:
+        if not consent.at(ms):
+            continue
+        if kind in ("rating", "nps") and score is not None:
+            latest[kind] = (score, None)
+        elif kind == "sus" and sus is not None:
+            latest[kind] = (sus, None)
+        elif kind in ("comment", "idea"):
+            counts[kind] = counts.get(kind, 0) + 1
+        elif kind == "vote" and target:
+            votes[target] = 1.0 if score is None else score
+    scopes = [("", ""), *list(variants.items())]
+    for kind, (value, _) in latest.items():
+        bucket = _bucket(kind, value)
+        for exp, variant in scopes:
+            _add(out, ("f", exp, variant, kind, bucket), (1.0, value, value * value))
+    for kind, n in counts.items():
+        for exp, variant in scopes:
+            _add(out, ("f", exp, variant, kind, "count"), (float(n), 0.0, 0.0))
+    for target, value in votes.items():
+        _add(out, ("f", "", "", "vote", target), (1.0, value, value * value))
+
+
+def _bucket(kind: str, value: float) -> str:
+    if kind == "nps":
+        return nps_bucket(int(value))
+    if kind == "rating":
+        return f"{value:g}"
+    return "score"
+
+
+def delta(old: Contributions, new: Contributions) -> Iterable[tuple[Key, Vector]]:
+    """Yields (key, new - old) for every key whose contribution changed."""
+    for key, vec in new.items():
+        prev = old.get(key)
+        if prev is None:
+            yield key, vec
+        elif prev != vec:
+            yield key, tuple(a - b for a, b in zip(vec, prev, strict=True))
+    for key, prev in old.items():
+        if key not in new:
+            yield key, tuple(-a for a in prev)

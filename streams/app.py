@@ -1,0 +1,167 @@
+"""The faust app: one agent reads every event topic (co-partitioned by participant), a table keeps
+each participant's small state, and a timer flushes the per-partition aggregates to the store.
+
+Processing is at-least-once: faust flushes the table's changelog before it commits offsets, so an
+event whose offset is committed is in the participant's state; an event processed again after a
+crash is recognised by its event_id and skipped. Aggregates are never stored in Kafka: after every
+rebalance they are rebuilt from the participants' states, so they always equal the sum of the
+states' contributions, whatever was lost in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from experiments.settings import Settings, load_settings
+from experiments.store import Store
+from streams.events import Exposure, Topics, ensure_topics
+from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
+from streams.sink import Sink
+
+log = logging.getLogger("rhizome.worker")
+
+#: Most events taken from the stream at once, and the longest wait to fill a batch.
+BATCH_SIZE = 2000
+BATCH_WITHIN = 0.1
+FLUSH_EVERY = 1.0
+REGISTRY_EVERY = 2.0
+#: Least time between two registry reloads asked for by an event naming an unknown pilot or experiment.
+UNKNOWN_RELOAD_GAP = 1.0
+
+
+def create_app(settings: Settings) -> faust.App:
+    """Returns the faust app of the worker for these settings (topics, table, agent, timers)."""
+    topics = Topics(settings.namespace)
+    app = faust.App(
+        settings.namespace,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        web_enabled=False,
+        topic_partitions=settings.topic_partitions,
+        table_standby_replicas=0,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=8192,
+        datadir=str(settings.state_dir / "worker"),
+    )
+    source = app.topic(
+        *topics.partitioned,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )
+    dead_letters = app.topic(
+        topics.dead_letter, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    participants = app.Table(
+        "participants",
+        default=None,
+        partitions=settings.topic_partitions,
+        key_type=bytes,
+        key_serializer="raw",
+        value_serializer="json",
+        # The changelog partition of a participant is chosen from its key, like the source topics',
+        # so a batch mixing partitions writes each state where its events live.
+        use_partitioner=True,
+    )
+    store = Store(settings.database_url)
+    processor = Processor(Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000)
+    sink = Sink(store)
+    source_names = set(topics.partitioned)
+    last_unknown_reload = 0.0
+
+    def active_partitions() -> set[int]:
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in source_names}
+
+    def rebuild() -> None:
+        states = ((k, ParticipantState.from_json(v)) for k, v in participants.items() if v is not None)
+        owned = active_partitions()
+        read = processor.rebuild(((k.decode() if isinstance(k, bytes) else k, s) for k, s in states), owned)
+        log.info("rebuilt aggregates of partitions %s from %d participants", sorted(owned), read)
+
+    async def reload_registry() -> bool:
+        loop = asyncio.get_running_loop()
+        pilots = await loop.run_in_executor(None, store.pilot_runtimes)
+        registry = Registry.of(pilots)
+        if registry.digest == processor.registry.digest:
+            return False
+        processor.registry = registry
+        rebuild()
+        return True
+
+    @participants.on_recover
+    async def _recovered() -> None:
+        rebuild()
+
+    def refers_to_unknown(records: Sequence[Incoming]) -> bool:
+        pilots = processor.registry.pilots
+        for rec in records:
+            event = rec.event
+            if event is None:
+                continue
+            pilot = pilots.get(event.pilot_id)
+            if pilot is None:
+                return True
+            if isinstance(event, Exposure) and event.payload.experiment not in pilot.experiments:
+                return True
+        return False
+
+    @app.agent(source)
+    async def process(stream: Any) -> None:
+        nonlocal last_unknown_reload
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN):
+            by_participant: dict[bytes, list[Incoming]] = defaultdict(list)
+            for ev in events:
+                msg = ev.message
+                rec = Incoming.decoded(msg.value, msg.topic, msg.partition, msg.offset, topics.erasure)
+                by_participant[msg.key or b""].append(rec)
+            now = time.monotonic()
+            if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and refers_to_unknown(
+                [r for recs in by_participant.values() for r in recs]
+            ):
+                last_unknown_reload = now
+                await reload_registry()
+            outcome = Outcome()
+            for key, records in by_participant.items():
+                raw = participants.get(key)
+                state = ParticipantState.from_json(raw) if raw is not None else None
+                new = processor.process(key.decode("utf-8", "replace"), state, records, outcome)
+                if new is not None:
+                    participants[key] = new.to_json()
+            for value in outcome.dead_letters:
+                await dead_letters.send(key=None, value=value)
+            sink.keep_texts(outcome.texts)
+
+    @app.timer(REGISTRY_EVERY)
+    async def _registry() -> None:
+        await reload_registry()
+
+    @app.timer(FLUSH_EVERY)
+    async def _flush() -> None:
+        await sink.flush(processor, active_partitions())
+
+    @app.task
+    async def _announce() -> None:
+        log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
+
+    return app
+
+
+def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> None:
+    """Runs one faust worker until SIGTERM or Ctrl-C."""
+    settings = settings or load_settings()
+    ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace), settings.topic_partitions)
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,364 @@
+"""The stream processor's logic, free of faust: apply a participant's new events to their state and
+turn the change of their contributions into deltas of the per-partition aggregates.
+
+The faust app (`streams.app`) feeds it batches from `stream.take_events()`; tests and benchmarks can
+drive it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from experiments.attribution import (
+    ConsentTimeline,
+    Contributions,
+    Key,
+    PilotLog,
+    PilotRuntime,
+    contributions,
+    delta,
+    ms_datetime,
+    to_ms,
+)
+from experiments.feedback import sus_score
+from streams.events import (
+    AnyEvent,
+    Consent,
+    Exposure,
+    Feedback,
+    InvalidEvent,
+    Usage,
+    dead_letter,
+    decode_erasure,
+    decode_event,
+)
+
+#: Events dated further than this in the future are refused (clock skew allowance).
+FUTURE_SKEW_MS = 10 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    """The pilots the processor counts, with a digest that changes whenever they do."""
+
+    pilots: Mapping[str, PilotRuntime]
+    digest: str
+
+    @classmethod
+    def of(cls, pilots: Mapping[str, PilotRuntime]) -> Registry:
+        doc = sorted(
+            (
+                key,
+                repr(p.spec),
+                sorted((k, e.status, e.stopped_at_ms) for k, e in p.experiments.items()),
+            )
+            for key, p in pilots.items()
+        )
+        return cls(dict(pilots), hashlib.sha256(repr(doc).encode()).hexdigest())
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One record from Kafka: its bytes, where it came from, and the event decoded from it (or why
+    it could not be). Records of the erasure topic carry no event."""
+
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    event: AnyEvent | None = None
+    error: InvalidEvent | None = None
+
+    @classmethod
+    def decoded(
+        cls, value: bytes | None, topic: str, partition: int, offset: int, erasure_topic: str
+    ) -> Incoming:
+        """Returns the record with its event decoded (unless it is an erasure request)."""
+        rec = cls(value, topic, partition, offset)
+        if value is not None and topic != erasure_topic:
+            try:
+                rec.event = decode_event(value)
+            except InvalidEvent as exc:
+                rec.error = exc
+        return rec
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What processing a batch produced besides the aggregate deltas."""
+
+    dead_letters: list[bytes] = field(default_factory=list)
+    texts: list[dict[str, Any]] = field(default_factory=list)
+    applied: int = 0
+    duplicates: int = 0
+
+
+class ParticipantState:
+    """A participant's logs in every pilot, and the partition they live in (the faust table value)."""
+
+    __slots__ = ("erased_ms", "logs", "partition")
+
+    def __init__(self, partition: int, logs: dict[str, PilotLog] | None = None, erased_ms: int | None = None):
+        self.partition = partition
+        self.logs = logs or {}
+        self.erased_ms = erased_ms
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"p": self.partition, "l": {k: v.to_json() for k, v in self.logs.items()}}
+        if self.erased_ms is not None:
+            doc["e"] = self.erased_ms
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> ParticipantState:
+        return cls(
+            int(doc["p"]),
+            {k: PilotLog.from_json(v) for k, v in doc.get("l", {}).items()},
+            doc.get("e"),
+        )
+
+
+class Aggregates:
+    """Per-partition sums of every participant's contributions, and which changed since the flush."""
+
+    def __init__(self) -> None:
+        self.sums: dict[int, dict[Key, list[float]]] = defaultdict(dict)
+        self.dirty: dict[int, set[Key]] = defaultdict(set)
+
+    def add(self, partition: int, key: Key, vec: Iterable[float]) -> None:
+        part = self.sums[partition]
+        cur = part.get(key)
+        if cur is None:
+            part[key] = list(vec)
+        else:
+            for i, v in enumerate(vec):
+                cur[i] += v
+        self.dirty[partition].add(key)
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        for p in partitions:
+            self.sums.pop(p, None)
+            self.dirty.pop(p, None)
+
+    def take_dirty(self) -> dict[int, dict[Key, list[float]]]:
+        """Returns the changed figures of each partition, and forgets that they changed."""
+        out = {p: {k: list(self.sums[p][k]) for k in keys} for p, keys in self.dirty.items() if keys}
+        self.dirty = defaultdict(set)
+        return out
+
+    def everything(self) -> dict[int, dict[Key, list[float]]]:
+        return {p: {k: list(v) for k, v in part.items()} for p, part in self.sums.items()}
+
+
+class Processor:
+    """Applies batches of events to participant states and keeps the aggregates exact."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        grace_ms: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.grace_ms = grace_ms
+        self.clock = clock
+        self.aggregates = Aggregates()
+        #: The newest event time applied in each partition; older than it minus the grace is late.
+        self.watermarks: dict[int, int] = defaultdict(int)
+
+    # --- batches ------------------------------------------------------------------------------
+
+    def process(
+        self,
+        participant: str,
+        state: ParticipantState | None,
+        records: list[Incoming],
+        outcome: Outcome,
+    ) -> ParticipantState | None:
+        """Returns the participant's new state after the records (None when nothing changed)."""
+        partition = records[0].partition
+        state = state or ParticipantState(partition)
+        state.partition = partition
+        valid: list[Incoming] = []
+        erasures: list[int] = []
+        for rec in records:
+            if rec.value is None:
+                continue
+            if rec.error is not None:
+                first = rec.error.errors[0]
+                outcome.dead_letters.append(self._dead(rec, f"invalid event: {rec.error}", first.field))
+            elif rec.event is None:
+                erasures.append(decode_erasure(rec.value))
+            else:
+                valid.append(rec)
+        # Events in event-time order, so consent comes before what it gates.
+        valid.sort(key=lambda r: r.event.occurred_at if r.event else 0)
+        changed_pilots: dict[str, Contributions] = {}
+        changed = False
+        for ms in erasures:
+            changed |= self._erase(state, ms, changed_pilots)
+        for rec in valid:
+            assert rec.event is not None
+            changed |= self._apply(state, rec, rec.event, outcome, changed_pilots)
+        for pilot_key, old in changed_pilots.items():
+            pilot = self.registry.pilots.get(pilot_key)
+            log = state.logs.get(pilot_key)
+            new = contributions(log, pilot) if (pilot and log) else {}
+            for key, vec in delta(old, new):
+                self.aggregates.add(partition, (pilot_key, *key), vec)
+        return state if changed else None
+
+    def _erase(self, state: ParticipantState, ms: int, changed: dict[str, Contributions]) -> bool:
+        for pilot_key, log in state.logs.items():
+            self._remember_old(state, pilot_key, log, changed)
+        state.logs = {}
+        state.erased_ms = max(ms, state.erased_ms or 0)
+        return True
+
+    def _remember_old(
+        self, state: ParticipantState, pilot_key: str, log: PilotLog, changed: dict[str, Contributions]
+    ) -> None:
+        if pilot_key not in changed:
+            pilot = self.registry.pilots.get(pilot_key)
+            changed[pilot_key] = contributions(log, pilot) if pilot else {}
+
+    def _apply(
+        self,
+        state: ParticipantState,
+        rec: Incoming,
+        event: AnyEvent,
+        outcome: Outcome,
+        changed: dict[str, Contributions],
+    ) -> bool:
+        ms = to_ms(event.occurred_at)
+        if state.erased_ms is not None and ms <= state.erased_ms:
+            outcome.duplicates += 1
+            return False
+        pilot = self.registry.pilots.get(event.pilot_id)
+        if pilot is None:
+            outcome.dead_letters.append(self._dead(rec, f"unknown pilot {event.pilot_id!r}", "pilot_id"))
+            return False
+        log = state.logs.get(event.pilot_id)
+        if log is not None and event.event_id.hex[:16] in log.seen:
+            outcome.duplicates += 1
+            return False
+        reason = self._refusal(pilot, event, ms, rec.partition)
+        if reason is not None:
+            outcome.dead_letters.append(self._dead(rec, *reason))
+            return False
+        if log is None:
+            log = state.logs[event.pilot_id] = PilotLog()
+        self._remember_old(state, event.pilot_id, log, changed)
+        log.mark_seen(event.event_id.hex)
+        match event:
+            case Exposure():
+                log.add_exposure(event.payload.experiment, ms, event.payload.variant)
+            case Usage():
+                log.add_usage(ms, event.payload.action, event.payload.value, event.payload.properties)
+            case Consent():
+                log.add_consent(ms, event.payload.granted)
+            case Feedback():
+                p = event.payload
+                sus = sus_score(p.answers) if p.kind == "sus" and p.answers else None
+                log.add_feedback(ms, p.kind, p.score, sus, p.target, p.experiment)
+                if p.kind in ("comment", "idea") and p.text:
+                    self._keep_text(log, pilot, event, ms, outcome)
+        self.watermarks[rec.partition] = max(self.watermarks[rec.partition], ms)
+        outcome.applied += 1
+        return True
+
+    def _refusal(
+        self, pilot: PilotRuntime, event: AnyEvent, ms: int, partition: int
+    ) -> tuple[str, str] | None:
+        """Returns (reason, field) when the event cannot be counted, else None."""
+        if ms > self.clock() * 1000 + FUTURE_SKEW_MS:
+            return f"occurred_at {event.occurred_at.isoformat()} is in the future", "occurred_at"
+        watermark = self.watermarks[partition]
+        if watermark and ms < watermark - self.grace_ms:
+            return (
+                f"late event: occurred_at {event.occurred_at.isoformat()} is more than the grace period "
+                f"({self.grace_ms // 1000} s) before the newest event of its partition "
+                f"({ms_datetime(watermark).isoformat()})",
+                "occurred_at",
+            )
+        if isinstance(event, Exposure):
+            exp = pilot.experiments.get(event.payload.experiment)
+            if exp is None:
+                return (
+                    f"unknown experiment {event.payload.experiment!r} for pilot {pilot.key!r}",
+                    "payload.experiment",
+                )
+            names = exp.spec.variant_weights
+            if event.payload.variant not in names:
+                return (
+                    f"variant {event.payload.variant!r} is not a variant of experiment "
+                    f"{event.payload.experiment!r} ({', '.join(names)})",
+                    "payload.variant",
+                )
+        if (
+            isinstance(event, Feedback)
+            and event.payload.experiment is not None
+            and event.payload.experiment not in pilot.experiments
+        ):
+            return (
+                f"unknown experiment {event.payload.experiment!r} for pilot {pilot.key!r}",
+                "payload.experiment",
+            )
+        return None
+
+    @staticmethod
+    def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
+        if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
+            return
+        variants = {
+            exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments
+        }
+        outcome.texts.append(
+            {
+                "event_id": str(event.event_id),
+                "pilot_key": pilot.key,
+                "participant_id": event.participant_id,
+                "kind": event.payload.kind,
+                "text": event.payload.text or "",
+                "occurred_at": event.occurred_at,
+                "variants": variants,
+            }
+        )
+
+    @staticmethod
+    def _dead(rec: Incoming, reason: str, field: str | None) -> bytes:
+        return dead_letter(
+            reason, field, rec.value or b"", topic=rec.topic, partition=rec.partition, offset=rec.offset
+        )
+
+    # --- recovery -----------------------------------------------------------------------------
+
+    def rebuild(self, states: Iterable[tuple[str, ParticipantState]], partitions: Iterable[int]) -> int:
+        """Recomputes the aggregates of `partitions` from the participants' states; returns how many
+        participants were read."""
+        wanted = set(partitions)
+        self.aggregates.drop(list(self.aggregates.sums) + list(wanted))
+        for p in wanted:
+            self.aggregates.sums[p] = {}
+            self.watermarks[p] = 0
+        count = 0
+        for _pid, state in states:
+            if state.partition not in wanted:
+                continue
+            count += 1
+            for pilot_key, log in state.logs.items():
+                self.watermarks[state.partition] = max(self.watermarks[state.partition], log.last_ms)
+                pilot = self.registry.pilots.get(pilot_key)
+                if pilot is None:
+                    continue
+                for key, vec in contributions(log, pilot).items():
+                    self.aggregates.add(state.partition, (pilot_key, *key), vec)
+        for p in wanted:
+            self.aggregates.dirty[p] = set(self.aggregates.sums[p])
+        return count

@@ -1,0 +1,132 @@
+"""The sink: writes the figures that changed into the store, per partition, idempotently.
+
+Each row is keyed by its partition and carries the partition's full value (not an increment), so
+writing it twice, or after a restart, gives the same table. Database writes run in a thread so the
+event loop never waits on them; a failed write keeps its figures for the next flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from experiments import models as m
+from experiments.attribution import Key, day_date
+from experiments.store import Store
+
+log = logging.getLogger("rhizome.sink")
+
+Rows = dict[type[m.Base], list[dict[str, Any]]]
+
+
+def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -> Rows:
+    """Returns the store rows of one partition's figures (keys as `Processor` builds them)."""
+    rows: Rows = {
+        m.Aggregate: [],
+        m.AggregateHistory: [],
+        m.DailyAdoption: [],
+        m.RetentionCohort: [],
+        m.FeedbackStat: [],
+    }
+    hour = at.replace(minute=0, second=0, microsecond=0)
+    for key, v in figures.items():
+        pilot, kind = key[0], key[1]
+        if kind == "a":
+            _, _, experiment, metric, variant, segment = key
+            stats = {
+                "n": round(v[0]),
+                "sum": v[1],
+                "sum_squares": v[2],
+                "x_sum": v[3],
+                "x_sum_squares": v[4],
+                "sum_products": v[5],
+            }
+            ids = {"experiment_key": experiment, "metric": metric, "variant": variant, "partition": partition}
+            rows[m.Aggregate].append({**ids, "segment": segment, **stats, "updated_at": at})
+            if segment == "":
+                rows[m.AggregateHistory].append({**ids, "hour": hour, **stats})
+        elif kind == "d":
+            _, _, day, segment = key
+            rows[m.DailyAdoption].append(
+                {
+                    "pilot_key": pilot,
+                    "day": day_date(day),
+                    "segment": segment,
+                    "partition": partition,
+                    "active": round(v[0]),
+                    "new": round(v[1]),
+                    "activated": round(v[2]),
+                }
+            )
+        elif kind == "r":
+            _, _, cohort, week, segment = key
+            rows[m.RetentionCohort].append(
+                {
+                    "pilot_key": pilot,
+                    "cohort_week": day_date(cohort),
+                    "week_index": week,
+                    "segment": segment,
+                    "partition": partition,
+                    "participants": round(v[0]),
+                }
+            )
+        elif kind == "f":
+            _, _, experiment, variant, fkind, bucket = key
+            rows[m.FeedbackStat].append(
+                {
+                    "pilot_key": pilot,
+                    "experiment_key": experiment,
+                    "variant": variant,
+                    "kind": fkind,
+                    "bucket": bucket,
+                    "partition": partition,
+                    "n": round(v[0]),
+                    "sum": v[1],
+                    "sum_squares": v[2],
+                }
+            )
+    return {t: r for t, r in rows.items() if r}
+
+
+class Sink:
+    """Flushes a processor's changed figures and the citizens' texts into the store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._texts: list[dict[str, Any]] = []
+        self.flushes = 0
+        self.failures = 0
+
+    def keep_texts(self, texts: Iterable[dict[str, Any]]) -> None:
+        self._texts.extend(texts)
+
+    async def flush(self, processor: Any, owned: set[int]) -> None:
+        """Writes what changed in the partitions this worker owns; keeps it on failure."""
+        dirty: dict[int, dict[Key, list[float]]] = processor.aggregates.take_dirty()
+        texts, self._texts = self._texts, []
+        figures = {p: f for p, f in dirty.items() if p in owned}
+        if not figures and not texts:
+            return
+        at = datetime.now(UTC)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._write, figures, texts, at)
+            self.flushes += 1
+        except Exception:
+            self.failures += 1
+            log.exception("writing to the store failed; keeping the figures for the next flush")
+            for p, f in figures.items():
+                processor.aggregates.dirty[p].update(f)
+            self._texts = texts + self._texts
+
+    def _write(
+        self, figures: Mapping[int, Mapping[Key, list[float]]], texts: list[dict[str, Any]], at: datetime
+    ) -> None:
+        rows: Rows = {m.FeedbackText: texts}
+        for partition, figs in figures.items():
+            for table, batch in rows_for(partition, figs, at).items():
+                rows.setdefault(table, []).extend(batch)
+        self.store.write_rows(rows)

@@ -63,16 +63,22 @@ LOCKED_FIELDS = frozenset(
 )
 
 _TOP_FIELDS = ("pilot", "experiments", "decision")
+#: `district_population` is written as the mapping form of `districts`.
 _PILOT_FIELDS = tuple(
-    f.name for f in dataclasses.fields(PilotSpec) if f.name not in {"experiments", "decision"}
+    f.name for f in dataclasses.fields(PilotSpec) if f.name not in {"experiments", "decision", "district_population"}
 )
-_PILOT_FIELDS_READ = tuple(f for f in _PILOT_FIELDS if f != "district_population")
 _EXPERIMENT_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentSpec))
 _METRIC_FIELDS = tuple(f.name for f in dataclasses.fields(MetricSpec))
 _ANALYSIS_FIELDS = tuple(f.name for f in dataclasses.fields(AnalysisPlan))
 _DECISION_FIELDS = tuple(f.name for f in dataclasses.fields(DecisionRules))
-_LAYER_FIELDS = ("name", "start", "end")
-_GUARDRAIL_FIELDS = ("metric", "tolerance")
+_LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer))
+_GUARDRAIL_FIELDS = tuple(f.name for f in dataclasses.fields(Guardrail))
+
+#: The registry's defaults, the only place they are written down.
+_PILOT_DEFAULTS = PilotSpec(key="", name="")
+_EXPERIMENT_DEFAULTS = ExperimentSpec(key="", variants=(), metrics=(), primary="")
+_LAYER_DEFAULTS = Layer(name="")
+_GUARDRAIL_DEFAULTS = Guardrail(metric="")
 
 _D = TypeVar("_D")
 _L = TypeVar("_L", bound=str)
@@ -183,9 +189,7 @@ class _Reader:
         entries: dict[str, _Node] = node.value
         for name, entry in entries.items():
             if name not in allowed:
-                self.fail(
-                    entry, _join(path, name), f"unknown field {name!r}, must be one of: {', '.join(allowed)}"
-                )
+                self.fail(entry, _join(path, name), f"unknown field {name!r}, must be one of: {', '.join(allowed)}")
         return _Fields(self, node, path, {k: v for k, v in entries.items() if k in allowed})
 
     def items(self, node: _Node, path: str) -> list[_Node]:
@@ -234,9 +238,7 @@ class _Reader:
 
 def _one_of_metrics(keys: Sequence[str]) -> str:
     """Returns what a metric reference must be, listing the experiment's metrics."""
-    return (
-        f"must be one of the metrics: {', '.join(keys)}" if keys else "must be a metric, and none is defined"
-    )
+    return f"must be one of the metrics: {', '.join(keys)}" if keys else "must be a metric, and none is defined"
 
 
 def _join(path: str, name: str) -> str:
@@ -275,7 +277,7 @@ class _Fields:
             self.missing(name, expected)
         return entry
 
-    def text(self, name: str, default: str = "") -> str:
+    def text(self, name: str, default: str) -> str:
         entry = self.get(name)
         if entry is None:
             return default
@@ -308,9 +310,7 @@ class _Fields:
         for option in options:
             if entry.value == option:
                 return option
-        self.reader.fail(
-            entry, self.at(name), f"{name} == {_show(entry)}, must be one of: {', '.join(options)}"
-        )
+        self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be one of: {', '.join(options)}")
         return default
 
     def number(self, name: str, default: _D, rule: _Rule | None = None) -> float | _D:
@@ -351,9 +351,7 @@ class _Fields:
         self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be a date (YYYY-MM-DD)")
         return None
 
-    def names(
-        self, name: str, default: tuple[str, ...], metrics: Sequence[str] | None = None
-    ) -> tuple[str, ...]:
+    def names(self, name: str, default: tuple[str, ...], metrics: Sequence[str] | None = None) -> tuple[str, ...]:
         """Returns a list of unique names (NAME_PATTERN), each one of `metrics` when that is given."""
         entry = self.get(name)
         if entry is None:
@@ -381,9 +379,7 @@ def _pairs(reader: _Reader, node: _Node, path: str) -> list[tuple[object, _Node,
             name_node, value_node = item.value
             pairs.append((name_node.value, value_node, f"{path}[{i}]"))
         else:
-            reader.fail(
-                item, f"{path}[{i}]", f"{_leaf(path)} item == {_show(item)}, must be a [name, value] pair"
-            )
+            reader.fail(item, f"{path}[{i}]", f"{_leaf(path)} item == {_show(item)}, must be a [name, value] pair")
     return pairs
 
 
@@ -398,16 +394,14 @@ def _read_pilot(reader: _Reader, root: _Node) -> PilotSpec:
     top = reader.fields(root, "", _TOP_FIELDS)
     experiments_node = top.get("experiments")
     experiment_items = [] if experiments_node is None else reader.items(experiments_node, "experiments")
-    experiments = tuple(
-        _read_experiment(reader, item, f"experiments[{i}]") for i, item in enumerate(experiment_items)
-    )
+    experiments = tuple(_read_experiment(reader, item, f"experiments[{i}]") for i, item in enumerate(experiment_items))
     _check_experiments_together(reader, experiments, experiment_items)
     decision_node = top.get("decision")
-    decision = DecisionRules() if decision_node is None else _read_decision(reader, decision_node)
+    decision = _PILOT_DEFAULTS.decision if decision_node is None else _read_decision(reader, decision_node)
     pilot_node = top.required("pilot", "a mapping with key and name")
     if pilot_node is None:
         return PilotSpec(key="", name="", experiments=experiments, decision=decision)
-    fields = reader.fields(pilot_node, "pilot", _PILOT_FIELDS_READ)
+    fields = reader.fields(pilot_node, "pilot", _PILOT_FIELDS)
     districts, district_population = _read_districts(reader, fields)
     start, next_decision = fields.day("start"), fields.day("next_decision")
     if start is not None and next_decision is not None and next_decision < start:
@@ -419,18 +413,18 @@ def _read_pilot(reader: _Reader, root: _Node) -> PilotSpec:
     return PilotSpec(
         key=fields.name("key", _PILOT_KEY),
         name=fields.required_text("name"),
-        stage=fields.choice("stage", STAGES, "pilot"),
-        consent=fields.choice("consent", CONSENT_MODES, "required"),
-        owner=fields.text("owner"),
-        description=fields.text("description"),
+        stage=fields.choice("stage", STAGES, _PILOT_DEFAULTS.stage),
+        consent=fields.choice("consent", CONSENT_MODES, _PILOT_DEFAULTS.consent),
+        owner=fields.text("owner", _PILOT_DEFAULTS.owner),
+        description=fields.text("description", _PILOT_DEFAULTS.description),
         budget=fields.number("budget", None, _NON_NEGATIVE),
         currency=_read_currency(reader, fields),
         population=fields.integer("population", None, _POSITIVE),
         districts=districts,
         district_population=district_population,
-        segments=fields.names("segments", ("district", "channel")),
+        segments=fields.names("segments", _PILOT_DEFAULTS.segments),
         key_action=fields.optional_name("key_action"),
-        holdout=fields.number("holdout", 0.0, (lambda v: 0 <= v < 1, "in [0, 1)")),
+        holdout=fields.number("holdout", _PILOT_DEFAULTS.holdout, (lambda v: 0 <= v < 1, "in [0, 1)")),
         start=start,
         next_decision=next_decision,
         experiments=experiments,
@@ -440,7 +434,8 @@ def _read_pilot(reader: _Reader, root: _Node) -> PilotSpec:
 
 def _read_currency(reader: _Reader, fields: _Fields) -> str:
     entry = fields.get("currency")
-    return "EUR" if entry is None else reader.name(entry, "pilot.currency", _CURRENCY) or "EUR"
+    default = _PILOT_DEFAULTS.currency
+    return default if entry is None else reader.name(entry, "pilot.currency", _CURRENCY) or default
 
 
 def _read_districts(reader: _Reader, fields: _Fields) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
@@ -453,9 +448,7 @@ def _read_districts(reader: _Reader, fields: _Fields) -> tuple[tuple[str, ...], 
         return (), ()
     path = fields.at("districts")
     if isinstance(entry.value, list) and all(isinstance(item.value, str) for item in entry.value):
-        return _unique_districts(
-            reader, [(item.value, item, f"{path}[{i}]") for i, item in enumerate(entry.value)]
-        ), ()
+        return _unique_districts(reader, [(item.value, item, f"{path}[{i}]") for i, item in enumerate(entry.value)]), ()
     named: list[tuple[object, _Node, str]] = []
     populations: list[tuple[str, int]] = []
     for name, population_node, at in _pairs(reader, entry, path):
@@ -484,7 +477,7 @@ def _read_experiment(reader: _Reader, node: _Node, path: str) -> ExperimentSpec:
     metrics = _read_metrics(reader, fields)
     metric_keys = list(dict.fromkeys(m.key for m in metrics if m.key))
     primary = _read_primary(reader, fields, metric_keys)
-    secondary = fields.names("secondary", (), metric_keys)
+    secondary = fields.names("secondary", _EXPERIMENT_DEFAULTS.secondary, metric_keys)
     if primary and primary in secondary:
         reader.fail(
             fields.get("secondary"),
@@ -497,13 +490,13 @@ def _read_experiment(reader: _Reader, node: _Node, path: str) -> ExperimentSpec:
         variants=_read_variants(reader, fields),
         metrics=metrics,
         primary=primary,
-        hypothesis=fields.text("hypothesis"),
-        salt=fields.text("salt"),
-        allocation=fields.number("allocation", 1.0, (lambda v: 0 < v <= 1, "in (0, 1]")),
+        hypothesis=fields.text("hypothesis", _EXPERIMENT_DEFAULTS.hypothesis),
+        salt=fields.text("salt", _EXPERIMENT_DEFAULTS.salt),
+        allocation=fields.number("allocation", _EXPERIMENT_DEFAULTS.allocation, (lambda v: 0 < v <= 1, "in (0, 1]")),
         layer=_read_layer(reader, fields),
         secondary=secondary,
         guardrails=_read_guardrails(reader, fields, metric_keys),
-        analysis=AnalysisPlan()
+        analysis=_EXPERIMENT_DEFAULTS.analysis
         if analysis is None
         else _read_analysis(reader, analysis, fields.at("analysis")),
         minimum_detectable_effect=fields.number("minimum_detectable_effect", None, _POSITIVE),
@@ -546,12 +539,10 @@ def _read_layer(reader: _Reader, fields: _Fields) -> Layer | None:
     if isinstance(entry.value, str):
         return Layer(reader.name(entry, path, what="layer"))
     layer = reader.fields(entry, path, _LAYER_FIELDS)
-    start = layer.number("start", 0.0, (lambda v: 0 <= v < 1, "in [0, 1)"))
-    end = layer.number("end", 1.0, (lambda v: 0 < v <= 1, "in (0, 1]"))
+    start = layer.number("start", _LAYER_DEFAULTS.start, (lambda v: 0 <= v < 1, "in [0, 1)"))
+    end = layer.number("end", _LAYER_DEFAULTS.end, (lambda v: 0 < v <= 1, "in (0, 1]"))
     if start >= end:
-        reader.fail(
-            layer.get("start") or entry, layer.at("start"), f"start == {start!r}, must be below end ({end!r})"
-        )
+        reader.fail(layer.get("start") or entry, layer.at("start"), f"start == {start!r}, must be below end ({end!r})")
     return Layer(layer.name("name"), start, end)
 
 
@@ -573,10 +564,8 @@ def _read_metrics(reader: _Reader, fields: _Fields) -> tuple[MetricSpec, ...]:
 
 def _read_metric(reader: _Reader, node: _Node, path: str) -> MetricSpec:
     fields = reader.fields(node, path, _METRIC_FIELDS)
-    metric_type: MetricType = "proportion"
     type_node = fields.required("type", f"one of: {', '.join(METRIC_TYPES)}")
-    if type_node is not None:
-        metric_type = fields.choice("type", METRIC_TYPES, "proportion")
+    metric_type = fields.choice("type", METRIC_TYPES, "proportion")
     defaults = MetricSpec(key="", type=metric_type, action="")
     metric = MetricSpec(
         key=fields.name("key"),
@@ -585,13 +574,11 @@ def _read_metric(reader: _Reader, node: _Node, path: str) -> MetricSpec:
         window_days=fields.number("window_days", defaults.window_days, _POSITIVE),
         aggregate=fields.choice("aggregate", AGGREGATES, defaults.aggregate),
         denominator=fields.optional_name("denominator"),
-        denominator_aggregate=fields.choice(
-            "denominator_aggregate", AGGREGATES, defaults.denominator_aggregate
-        ),
+        denominator_aggregate=fields.choice("denominator_aggregate", AGGREGATES, defaults.denominator_aggregate),
         week=fields.integer("week", None, _NON_NEGATIVE),
         covariate_days=fields.number("covariate_days", None, _POSITIVE),
         higher_is_better=fields.flag("higher_is_better", defaults.higher_is_better),
-        description=fields.text("description"),
+        description=fields.text("description", defaults.description),
     )
     if type_node is None:
         return metric
@@ -612,11 +599,7 @@ def _read_metric(reader: _Reader, node: _Node, path: str) -> MetricSpec:
     }
     for name, types in applies.items():
         entry = fields.get(name)
-        if (
-            metric_type not in types
-            and entry is not None
-            and getattr(metric, name) != getattr(defaults, name)
-        ):
+        if metric_type not in types and entry is not None and getattr(metric, name) != getattr(defaults, name):
             reader.fail(
                 entry,
                 fields.at(name),
@@ -666,7 +649,9 @@ def _read_guardrails(reader: _Reader, fields: _Fields, metric_keys: list[str]) -
             guardrail = Guardrail(reader.name(item, at, what="guardrail metric"))
         else:
             spec = reader.fields(item, at, _GUARDRAIL_FIELDS)
-            guardrail = Guardrail(spec.name("metric"), spec.number("tolerance", 0.0, _NON_NEGATIVE))
+            guardrail = Guardrail(
+                spec.name("metric"), spec.number("tolerance", _GUARDRAIL_DEFAULTS.tolerance, _NON_NEGATIVE)
+            )
         if guardrail.metric and guardrail.metric not in metric_keys:
             reader.fail(
                 item,
@@ -674,9 +659,7 @@ def _read_guardrails(reader: _Reader, fields: _Fields, metric_keys: list[str]) -
                 f"metric == {guardrail.metric!r}, {_one_of_metrics(metric_keys)}",
             )
         elif guardrail.metric and guardrail.metric in {g.metric for g in guardrails}:
-            reader.fail(
-                item, at, f"metric == {guardrail.metric!r} has a guardrail already, must have one only"
-            )
+            reader.fail(item, at, f"metric == {guardrail.metric!r} has a guardrail already, must have one only")
         guardrails.append(guardrail)
     return tuple(guardrails)
 
@@ -701,9 +684,7 @@ def _read_decision(reader: _Reader, node: _Node) -> DecisionRules:
         min_active_participants=fields.integer("min_active_participants", None, _NON_NEGATIVE),
         max_cost_per_active=fields.number("max_cost_per_active", None, _NON_NEGATIVE),
         min_adopters_forecast=fields.integer("min_adopters_forecast", None, _NON_NEGATIVE),
-        forecast_horizon_days=fields.integer(
-            "forecast_horizon_days", defaults.forecast_horizon_days, _POSITIVE
-        ),
+        forecast_horizon_days=fields.integer("forecast_horizon_days", defaults.forecast_horizon_days, _POSITIVE),
         min_district_reach=fields.number("min_district_reach", None, _UNIT),
         max_reach_gap=fields.number("max_reach_gap", None, _UNIT),
         min_nps=fields.number("min_nps", None, (lambda v: -100 <= v <= 100, "in [-100, 100]")),
@@ -712,9 +693,7 @@ def _read_decision(reader: _Reader, node: _Node) -> DecisionRules:
     )
 
 
-def _check_experiments_together(
-    reader: _Reader, experiments: Sequence[ExperimentSpec], nodes: list[_Node]
-) -> None:
+def _check_experiments_together(reader: _Reader, experiments: Sequence[ExperimentSpec], nodes: list[_Node]) -> None:
     """Reports experiment keys given twice and experiments whose ranges of one layer overlap."""
     for j, (experiment, node) in enumerate(zip(experiments, nodes, strict=True)):
         for i, earlier in enumerate(experiments[:j]):
@@ -775,9 +754,7 @@ def _from_yaml(node: yaml.Node, line: int, path: str, reader: _Reader, construct
     return _Node(_construct(node, line, path, reader, constructor), line)
 
 
-def _construct(
-    node: yaml.Node, line: int, path: str, reader: _Reader, constructor: SafeConstructor
-) -> object:
+def _construct(node: yaml.Node, line: int, path: str, reader: _Reader, constructor: SafeConstructor) -> object:
     """Returns the Python value of a YAML scalar (str, int, float, bool, date or None)."""
     if not isinstance(node, yaml.ScalarNode):
         reader.fail(_Node(None, line), path, "a key must be a plain value, not a list or a mapping")
@@ -804,11 +781,11 @@ def _from_plain(value: object, path: str, reader: _Reader) -> _Node:
     return _Node(value, None)
 
 
-def _finish(reader: _Reader, spec: PilotSpec, source: str) -> PilotSpec:
-    """Returns the spec when nothing was reported, else raises SpecError with the issues by line."""
+def _finish(reader: _Reader, read: _D, source: str) -> _D:
+    """Returns what was read when nothing was reported, else raises SpecError with the issues by line."""
     if reader.issues:
         raise SpecError(sorted(reader.issues, key=lambda i: math.inf if i.line is None else i.line), source)
-    return spec
+    return read
 
 
 def parse_pilot_spec(text: str, source: str = "<spec>") -> PilotSpec:
@@ -821,9 +798,7 @@ def parse_pilot_spec(text: str, source: str = "<spec>") -> PilotSpec:
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError([SpecIssue(line, "yaml", f"{problem}, must be valid YAML")], source) from exc
     if document is None:
-        raise SpecError(
-            [SpecIssue(None, "pilot", "the file is empty, must declare pilot: with key and name")], source
-        )
+        raise SpecError([SpecIssue(None, "pilot", "the file is empty, must declare pilot: with key and name")], source)
     reader = _Reader()
     root = _from_yaml(document, document.start_mark.line + 1, "", reader, SafeConstructor())
     return _finish(reader, _read_pilot(reader, root), source)
@@ -836,25 +811,32 @@ def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> PilotSpec
     return _finish(reader, _read_pilot(reader, root), source)
 
 
+def experiment_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ExperimentSpec:
+    """Returns the experiment of its JSON form (`experiment_to_dict`); raises SpecError."""
+    reader = _Reader()
+    return _finish(reader, _read_experiment(reader, _from_plain(data, "experiment", reader), "experiment"), source)
+
+
 def spec_to_dict(spec: PilotSpec) -> dict[str, Any]:
     """Returns the JSON form of a spec: every field, lists for what is ordered; `spec_from_dict` inverts it.
 
     Variants (and districts with populations) are lists of [name, value] pairs rather than objects
     so that a store which reorders object keys (PostgreSQL jsonb) keeps the bucketing order.
     """
-    pilot = {name: getattr(spec, name) for name in _PILOT_FIELDS_READ}
+    pilot = {name: getattr(spec, name) for name in _PILOT_FIELDS}
     pilot["districts"] = [list(pair) for pair in spec.district_population] or list(spec.districts)
     pilot["segments"] = list(spec.segments)
     pilot["start"] = None if spec.start is None else spec.start.isoformat()
     pilot["next_decision"] = None if spec.next_decision is None else spec.next_decision.isoformat()
     return {
         "pilot": pilot,
-        "experiments": [_experiment_to_dict(e) for e in spec.experiments],
+        "experiments": [experiment_to_dict(e) for e in spec.experiments],
         "decision": dataclasses.asdict(spec.decision),
     }
 
 
-def _experiment_to_dict(experiment: ExperimentSpec) -> dict[str, Any]:
+def experiment_to_dict(experiment: ExperimentSpec) -> dict[str, Any]:
+    """Returns the JSON form of one experiment, as it appears in `spec_to_dict`'s `experiments`."""
     return {
         "key": experiment.key,
         "hypothesis": experiment.hypothesis,
@@ -875,7 +857,7 @@ def _experiment_to_dict(experiment: ExperimentSpec) -> dict[str, Any]:
 
 def _plan_fields(experiment: ExperimentSpec) -> dict[str, object]:
     """Returns the analysis plan of an experiment as field path -> JSON-ready value."""
-    plan = _experiment_to_dict(experiment)
+    plan = experiment_to_dict(experiment)
     fields: dict[str, object] = {
         "variants": [name for name, _ in experiment.variants],
         "weights": [weight for _, weight in experiment.variants],

@@ -40,13 +40,9 @@ def _load_vector_tool() -> ModuleType:
     return module
 
 
-def _experiment(
-    key: str, variants: tuple[tuple[str, float], ...], layer: Layer | None = None
-) -> ExperimentSpec:
+def _experiment(key: str, variants: tuple[tuple[str, float], ...], layer: Layer | None = None) -> ExperimentSpec:
     metric = MetricSpec(key="trip_completed", type="proportion", action="trip_completed")
-    return ExperimentSpec(
-        key=key, variants=variants, metrics=(metric,), primary="trip_completed", layer=layer
-    )
+    return ExperimentSpec(key=key, variants=variants, metrics=(metric,), primary="trip_completed", layer=layer)
 
 
 def _split_p_value(counts: Counter[str | None], weights: dict[str, float]) -> float:
@@ -93,8 +89,7 @@ def test_variants_take_ranges_in_declaration_order() -> None:
 def test_a_mapping_and_a_list_of_pairs_assign_alike() -> None:
     pairs = [("a", 0.1), ("b", 0.2), ("c", 0.7)]
     assert all(
-        assign("map", pid, pairs, "v3", 0.9) == assign("map", pid, dict(pairs), "v3", 0.9)
-        for pid in SAMPLE[:2000]
+        assign("map", pid, pairs, "v3", 0.9) == assign("map", pid, dict(pairs), "v3", 0.9) for pid in SAMPLE[:2000]
     )
 
 
@@ -110,9 +105,7 @@ def test_published_vectors_match() -> None:
     for vector in vectors:
         variants = [(name, weight) for name, weight in vector["variants"]]
         assert bucket(vector["experiment"], vector["participant"], vector["salt"]) == vector["bucket"], vector
-        got = assign(
-            vector["experiment"], vector["participant"], variants, vector["salt"], vector["allocation"]
-        )
+        got = assign(vector["experiment"], vector["participant"], variants, vector["salt"], vector["allocation"])
         assert got == vector["variant"], vector
 
 
@@ -146,9 +139,7 @@ def test_buckets_do_not_depend_on_the_process() -> None:
 
 
 @given(st.text(max_size=40), st.text(max_size=40), st.text(max_size=20))
-def test_bucket_is_the_documented_hash_in_the_unit_interval(
-    experiment: str, participant: str, salt: str
-) -> None:
+def test_bucket_is_the_documented_hash_in_the_unit_interval(experiment: str, participant: str, salt: str) -> None:
     value = bucket(experiment, participant, salt)
     digest = hashlib.sha256(f"{experiment}:{salt}:{participant}".encode()).digest()
     assert value == float(Fraction(int.from_bytes(digest[:8], "big"), 2**64))
@@ -179,9 +170,7 @@ def test_assign_picks_a_declared_variant_inside_the_allocation(
         ({"a": 1.5, "b": -0.5}, 1.0, r"must be positive"),
     ],
 )
-def test_assign_refuses_variants_it_cannot_split(
-    variants: dict[str, float], allocation: float, message: str
-) -> None:
+def test_assign_refuses_variants_it_cannot_split(variants: dict[str, float], allocation: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         assign("x", "p-1", variants, allocation=allocation)
 

@@ -27,6 +27,8 @@ from experiments.specs import (
     PlanChange,
     SpecError,
     SpecIssue,
+    experiment_from_dict,
+    experiment_to_dict,
     parse_pilot_spec,
     pilot_changes,
     plan_changes,
@@ -76,9 +78,7 @@ def test_the_example_parses_to_the_expected_spec() -> None:
     )
     experiment = ExperimentSpec(
         key="onboarding-v2",
-        hypothesis=(
-            "A guided first ride raises the share of citizens who complete a trip in their first week."
-        ),
+        hypothesis=("A guided first ride raises the share of citizens who complete a trip in their first week."),
         salt="",
         variants=(("control", 0.5), ("guided", 0.5)),
         allocation=1.0,
@@ -138,12 +138,8 @@ def test_the_interfaces_example_parses_with_defaults() -> None:
 
 def test_an_issue_reads_source_line_field_and_message() -> None:
     with pytest.raises(SpecError) as caught:
-        parse_pilot_spec(
-            _with("{control: 0.5, guided: 0.5}", "{control: 0.5, guided: 0.4}"), "bike-share.yaml"
-        )
-    assert (
-        str(caught.value) == "bike-share.yaml:6: experiments[0].variants: weights sum to 0.9, must sum to 1"
-    )
+        parse_pilot_spec(_with("{control: 0.5, guided: 0.5}", "{control: 0.5, guided: 0.4}"), "bike-share.yaml")
+    assert str(caught.value) == "bike-share.yaml:6: experiments[0].variants: weights sum to 0.9, must sum to 1"
 
 
 @pytest.mark.parametrize(
@@ -562,9 +558,9 @@ def test_experiments_of_one_layer_must_not_overlap() -> None:
         "    primary: trips\n"
     )
     text = _experiment_lines("layer: {name: onboarding, end: 0.5}") + second
-    assert parse_pilot_spec(text + "    layer: {name: onboarding, start: 0.5}\n").experiments[
-        1
-    ].layer == Layer("onboarding", 0.5, 1.0)
+    assert parse_pilot_spec(text + "    layer: {name: onboarding, start: 0.5}\n").experiments[1].layer == Layer(
+        "onboarding", 0.5, 1.0
+    )
     (issue,) = _issues(text + "    layer: onboarding\n")
     assert (issue.line, issue.field) == (16, "experiments[1].layer")
     assert issue.message == (
@@ -633,9 +629,7 @@ def test_the_json_form_round_trips_even_through_a_store_that_sorts_keys() -> Non
 
 def test_the_json_form_is_itself_a_valid_spec_file() -> None:
     spec = parse_pilot_spec(EXAMPLE.read_text(encoding="utf-8"))
-    spec = replace(
-        spec, district_population=(("north", 1), ("south", 2), ("east", 3), ("west", 4), ("centre", 5))
-    )
+    spec = replace(spec, district_population=(("north", 1), ("south", 2), ("east", 3), ("west", 4), ("centre", 5)))
     assert parse_pilot_spec(yaml.safe_dump(spec_to_dict(spec), sort_keys=True)) == spec
 
 
@@ -645,6 +639,9 @@ def test_a_bad_dict_is_reported_without_lines() -> None:
     with pytest.raises(SpecError) as caught:
         spec_from_dict(data, "store")
     assert str(caught.value) == "store: experiments[0].analysis.alpha: alpha == 2, must be in (0, 1)"
+    with pytest.raises(SpecError) as caught:
+        experiment_from_dict(data["experiments"][0], "store")
+    assert str(caught.value) == "store: experiment.analysis.alpha: alpha == 2, must be in (0, 1)"
 
 
 names = st.builds(
@@ -729,9 +726,7 @@ def pilot_specs(draw: st.DrawFn) -> PilotSpec:
         currency=draw(st.text(string.ascii_uppercase, min_size=3, max_size=3)),
         population=draw(st.none() | st.integers(1, 10**8)),
         districts=tuple(districts),
-        district_population=tuple((d, draw(st.integers(1, 10**6))) for d in districts)
-        if with_population
-        else (),
+        district_population=tuple((d, draw(st.integers(1, 10**6))) for d in districts) if with_population else (),
         segments=tuple(draw(st.lists(names, unique=True, max_size=3))),
         key_action=draw(st.none() | names),
         holdout=draw(st.floats(0, 1, exclude_max=True)),
@@ -761,6 +756,7 @@ def test_round_trip_through_json_is_identity(spec: PilotSpec) -> None:
     assert restored == spec
     assert pilot_changes(spec, restored) == []
     assert all(plan_changes(a, b) == [] for a, b in zip(spec.experiments, restored.experiments, strict=True))
+    assert all(experiment_from_dict(json.loads(json.dumps(experiment_to_dict(e)))) == e for e in spec.experiments)
 
 
 def test_applying_the_same_file_twice_changes_nothing() -> None:
@@ -839,9 +835,7 @@ def test_plan_changes_name_the_field_and_whether_it_is_locked(
 def test_changing_the_primary_metric_definition_is_locked_and_others_are_not() -> None:
     before = _example_experiment()
     primary, ride, *rest = before.metrics
-    after = replace(
-        before, metrics=(replace(primary, window_days=14.0), replace(ride, window_days=14.0), *rest)
-    )
+    after = replace(before, metrics=(replace(primary, window_days=14.0), replace(ride, window_days=14.0), *rest))
     changes = plan_changes(before, after)
     assert [(c.field, c.locked) for c in changes] == [
         ("metrics.trip_completed", True),

@@ -64,6 +64,13 @@ def _with(old: str, new: str) -> str:
     return BASE.replace(old, new, 1)
 
 
+def _pilot_lines(*lines: str) -> str:
+    """Returns BASE with the lines added to the pilot, from line 4 on."""
+    return BASE.replace(
+        "Neighbourhood bike-share\n", "Neighbourhood bike-share\n" + "".join(f"  {line}\n" for line in lines)
+    )
+
+
 def _experiment_lines(*lines: str) -> str:
     return BASE + "".join(f"    {line}\n" for line in lines)
 
@@ -173,13 +180,13 @@ def test_an_issue_reads_source_line_field_and_message() -> None:
             "key == 'trip/completed'",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  stage: pilott\n"),
+            _pilot_lines("stage: pilott"),
             4,
             "pilot.stage",
             "stage == 'pilott', must be one of: prototype, pilot, scale",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  consent: maybe\n"),
+            _pilot_lines("consent: maybe"),
             4,
             "pilot.consent",
             "must be one of: required, collected_by_service",
@@ -405,19 +412,19 @@ def test_an_issue_reads_source_line_field_and_message() -> None:
             "metrics == [], must define at least one metric",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  holdout: 1\n"),
+            _pilot_lines("holdout: 1"),
             4,
             "pilot.holdout",
             "holdout == 1, must be in [0, 1)",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  districts: [north, south, north]\n"),
+            _pilot_lines("districts: [north, south, north]"),
             4,
             "pilot.districts[2]",
             "district 'north' is listed twice",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  districts: {north: 100, south: 0}\n"),
+            _pilot_lines("districts: {north: 100, south: 0}"),
             4,
             "pilot.districts.south",
             "population of 'south' == 0, must be > 0",
@@ -432,25 +439,25 @@ def test_an_issue_reads_source_line_field_and_message() -> None:
             "must be on or after start (2026-11-01)",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  start: soon\n"),
+            _pilot_lines("start: soon"),
             4,
             "pilot.start",
             "start == 'soon', must be a date (YYYY-MM-DD)",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  budget: lots\n"),
+            _pilot_lines("budget: lots"),
             4,
             "pilot.budget",
             "budget == 'lots', must be a number",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  currency: euro\n"),
+            _pilot_lines("currency: euro"),
             4,
             "pilot.currency",
             "must be a three-letter ISO 4217 code",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  owner: 42\n"),
+            _pilot_lines("owner: 42"),
             4,
             "pilot.owner",
             "owner == 42, must be a string (quote it)",
@@ -506,7 +513,7 @@ def test_an_issue_reads_source_line_field_and_message() -> None:
             "unknown field 'colour', must be one of: pilot, experiments, decision",
         ),
         (
-            _with("  name: Neighbourhood bike-share\n", "  name: x\n  colour: red\n"),
+            _pilot_lines("colour: red"),
             4,
             "pilot.colour",
             "unknown field 'colour'",

@@ -1,0 +1,35 @@
+"""The stats engine: from sufficient statistics to the numbers a decision board trusts.
+
+`analyze_dict` is the contract of `rhizome analyze` (shared/specs/analysis.md); `power` plans samples.
+"""
+
+from __future__ import annotations
+
+from experiments.stats import power
+from experiments.stats.checks import RequestError
+from experiments.stats.engine import analyze
+from experiments.stats.request import AnalysisRequest, MetricData, Variant, parse_request
+from experiments.stats.result import AnalysisResult, Comparison
+from experiments.stats.srm import SrmResult
+
+__all__ = [
+    "AnalysisRequest",
+    "AnalysisResult",
+    "Comparison",
+    "MetricData",
+    "RequestError",
+    "SrmResult",
+    "Variant",
+    "analyze",
+    "analyze_dict",
+    "parse_request",
+    "power",
+]
+
+
+def analyze_dict(obj: object) -> dict[str, object]:
+    """Returns the result object of analysis.md for a JSON-decoded request.
+
+    Raises `RequestError` naming the first offending field of a bad request.
+    """
+    return analyze(parse_request(obj)).to_dict()

@@ -1,0 +1,16 @@
+"""Fixtures shared by the stats engine's tests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.unit.stats.examples import EXAMPLE
+
+
+@pytest.fixture
+def example() -> dict[str, Any]:
+    """Returns a fresh copy of the request of analysis.md (with the elided treatment arms filled in)."""
+    return copy.deepcopy(EXAMPLE)

@@ -1,0 +1,516 @@
+"""The recommendation to the decision board: go, no-go, iterate or keep running, with every reason.
+
+The rules are the pilot's, written before it started (`ExperimentSpec`, `DecisionRules`); this
+module only applies them to the stats engine's comparison rows. Effects, intervals and thresholds
+are in the experiment's difference scale (relative: 0.05 is +5 %). "Better" follows the metric's
+`higher_is_better`; alpha is the analysis plan's.
+
+Per treatment (each judged against the control):
+
+1. Primary metric (`_judge_primary`):
+   - better: the interval's good end clears `minimum_effect` (frequentist and sequential: the
+     whole interval is above it in the good direction, and with a multiple-comparison correction
+     the adjusted p-value is also below alpha; Bayesian: chance of beating the control >= 1 - alpha
+     and the mean effect >= `minimum_effect`);
+   - worse: significantly worse than the control (the whole interval on the bad side of 0, the
+     adjusted p-value below alpha under a correction; Bayesian: chance of beating the control
+     <= alpha);
+   - not worth it: the planned sample is reached and the whole interval lies below
+     `minimum_effect`;
+   - inconclusive otherwise; an error row (or no row) leaves the treatment unjudged.
+2. Guardrails (`_judge_guardrail`): a guardrail vetoes the treatment when it degraded beyond its
+   tolerance significantly: the whole interval beyond the tolerance bound on the bad side;
+   Bayesian: the posterior chance of a degradation beyond the tolerance >= 1 - alpha (the Gaussian
+   posterior recovered from the credible interval; at a tolerance of 0 it is 1 - chance to win).
+   The unadjusted interval is used: a guardrail protects citizens, so it is not relaxed for
+   multiplicity. An error row leaves the guardrail unverified.
+3. The treatment's verdict (`_treatment_verdict`):
+   - a veto: iterate if the primary is better (promising, but it harms something), no-go otherwise;
+   - primary better and every guardrail verified: go;
+   - primary worse or not worth it: no-go;
+   - otherwise (inconclusive, unjudged, or better with an unverified guardrail): keep running
+     while the planned sample is not reached, iterate once it is.
+
+Then for the experiment:
+
+4. Sample ratio mismatch (`_srm_reason`): the split of participants between variants does not
+   match the design, so assignment or logging is broken and no comparison can be trusted. This
+   blocks every other outcome: the recommendation is iterate (investigate, fix, restart);
+   keeping running would only collect more biased data.
+5. Treatments combine (`_combine`) by precedence go > keep running > iterate > no-go: any treatment
+   that can go is funded (the one with the largest effect in the good direction, first declared on
+   a tie); otherwise the experiment keeps running while some treatment may still win, and so on.
+6. Scorecard (`_scorecard_reasons`): go also needs every scorecard criterion that has a target to be
+   met; a target missed, or without data to check it, turns go into iterate, naming each. Without
+   a scorecard, go stands and a reason says the targets were not checked.
+7. Planned sample (`_plan_progress`): `ExperimentSpec.planned_sample` (exposed participants across
+   all variants) or else `planned_days` (with `days_running`). Keep running carries
+   `expected_days`, the days still needed at the current exposure rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Literal, NamedTuple, Protocol
+
+from scipy import stats
+
+from experiments.registry import AnalysisPlan, ExperimentSpec, Guardrail, MetricSpec, PilotSpec
+from experiments.scorecard import Criterion, Scorecard
+from experiments.stats.power import days_to_reach
+
+Outcome = Literal["go", "no-go", "iterate", "keep running"]
+ReasonKind = Literal["srm", "primary", "guardrail", "error", "sample", "scorecard"]
+PrimaryJudgement = Literal["better", "worse", "not worth it", "inconclusive", "unjudged"]
+
+#: Which outcome prevails when treatments disagree, first first.
+OUTCOME_PRECEDENCE: tuple[Outcome, ...] = ("go", "keep running", "iterate", "no-go")
+
+
+class ComparisonRow(Protocol):
+    """One (metric, treatment) comparison of the stats engine, as `shared/specs/analysis.md` defines it."""
+
+    @property
+    def metric(self) -> str: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def control_mean(self) -> float | None: ...
+    @property
+    def mean(self) -> float | None: ...
+    @property
+    def effect(self) -> float | None: ...
+    @property
+    def ci_low(self) -> float | None: ...
+    @property
+    def ci_high(self) -> float | None: ...
+    @property
+    def p_value(self) -> float | None: ...
+    @property
+    def adjusted_p_value(self) -> float | None: ...
+    @property
+    def chance_to_win(self) -> float | None: ...
+    @property
+    def error(self) -> str | None: ...
+
+
+class Reason(NamedTuple):
+    """Why the recommendation is what it is, in words a board member reads.
+
+    `threshold`, `observed` and `interval` are on the comparison's scale (the raw effect, not
+    flipped for lower-is-better metrics), so the console can draw them on one axis.
+    """
+
+    kind: ReasonKind
+    metric: str | None
+    variant: str | None
+    threshold: float | None
+    observed: float | None
+    interval: tuple[float, float] | None
+    text: str
+
+
+class Recommendation(NamedTuple):
+    """The recommendation to the board; `variant` is the treatment to fund when the outcome is go,
+    `expected_days` the days still needed when it is keep running (None when unknown)."""
+
+    outcome: Outcome
+    reasons: tuple[Reason, ...]
+    expected_days: float | None
+    variant: str | None = None
+
+
+class _Evidence(NamedTuple):
+    """A computed comparison: as reported (raw) and turned so that positive is better."""
+
+    raw_effect: float
+    raw_interval: tuple[float, float]
+    effect: float
+    low: float
+    high: float
+    chance_better: float | None
+
+
+class _PlanProgress(NamedTuple):
+    reached: bool
+    expected_days: float | None
+    reason: Reason
+
+
+class _TreatmentVerdict(NamedTuple):
+    variant: str
+    outcome: Outcome
+    good_effect: float | None
+    reasons: tuple[Reason, ...]
+
+
+def _evidence(row: ComparisonRow, metric: MetricSpec) -> _Evidence | None:
+    """Returns the row's effect, interval and chance in the good direction, None for an error row."""
+    if row.error is not None or row.effect is None or row.ci_low is None or row.ci_high is None:
+        return None
+    raw = (row.effect, (row.ci_low, row.ci_high))
+    if metric.higher_is_better:
+        return _Evidence(*raw, row.effect, row.ci_low, row.ci_high, row.chance_to_win)
+    chance = None if row.chance_to_win is None else 1.0 - row.chance_to_win
+    return _Evidence(*raw, -row.effect, -row.ci_high, -row.ci_low, chance)
+
+
+def _percent(share: float, decimals: int = 1, sign: str = "") -> str:
+    """Returns a share as a percentage the way the lab writes it: 0.081 -> "8.1 %"."""
+    return f"{share * 100:{sign}.{decimals}f} %"
+
+
+def _signed(value: float, plan: AnalysisPlan) -> str:
+    """Returns an effect as a board member reads it: "+8.1 %" (relative) or "+0.012" (absolute)."""
+    if plan.difference == "relative":
+        return _percent(value, sign="+")
+    return f"{value:+.4g}"
+
+
+def _amount(value: float, plan: AnalysisPlan) -> str:
+    """Returns a size without sign on the experiment's scale: "2.0 %" (relative) or "0.02" (absolute)."""
+    return _percent(value) if plan.difference == "relative" else f"{value:.4g}"
+
+
+def _threshold(value: float, plan: AnalysisPlan) -> str:
+    """Returns a threshold as written in the rules: signed, but a plain "0 %" (or "0") for zero."""
+    if value == 0:
+        return "0 %" if plan.difference == "relative" else "0"
+    return _signed(value, plan)
+
+
+def _raw(value: float, metric: MetricSpec) -> float:
+    """Returns a good-direction threshold on the comparison's raw scale."""
+    return value if metric.higher_is_better else -value
+
+
+def _observation(evidence: _Evidence, experiment: ExperimentSpec, metric: MetricSpec) -> str:
+    """Returns "+8.1 % (95 % interval +1.2 % to +15.0 %)", with the chance of beating the control
+    under the Bayesian engine and a note when lower is better."""
+    plan = experiment.analysis
+    kind = {"frequentist": "interval", "sequential": "always-valid interval", "bayesian": "credible interval"}
+    low, high = evidence.raw_interval
+    notes = [f"{_percent(1 - plan.alpha, 0)} {kind[plan.engine]} {_signed(low, plan)} to {_signed(high, plan)}"]
+    if evidence.chance_better is not None:
+        notes.append(f"{_percent(evidence.chance_better)} chance to beat {experiment.control}")
+    if not metric.higher_is_better:
+        notes.append("lower is better")
+    return f"{_signed(evidence.raw_effect, plan)} ({'; '.join(notes)})"
+
+
+def _error_reason(
+    row: ComparisonRow | None, metric: str, variant: str, experiment: ExperimentSpec, role: str
+) -> Reason:
+    """Returns the reason saying a comparison the decision needs could not be computed."""
+    cause = "no result was computed" if row is None else f"it could not be computed ({row.error})"
+    return Reason(
+        "error",
+        metric,
+        variant,
+        None,
+        None,
+        None,
+        f"{metric} ({role}): {variant} vs {experiment.control}: {cause}, so it cannot support a decision.",
+    )
+
+
+def _survives_correction(row: ComparisonRow, plan: AnalysisPlan) -> bool:
+    """Returns whether the row stays significant after the plan's multiple-comparison correction."""
+    if plan.correction == "none" or row.adjusted_p_value is None:
+        return True
+    return row.adjusted_p_value < plan.alpha
+
+
+def _judge_primary(
+    row: ComparisonRow | None,
+    variant: str,
+    experiment: ExperimentSpec,
+    minimum_effect: float,
+    plan_reached: bool,
+) -> tuple[PrimaryJudgement, Reason]:
+    """Returns the judgement of one treatment's primary metric against the minimum effect, with its reason."""
+    metric = experiment.metric(experiment.primary)
+    evidence = None if row is None else _evidence(row, metric)
+    if row is None or evidence is None:
+        return "unjudged", _error_reason(row, metric.key, variant, experiment, "primary")
+    plan = experiment.analysis
+    required = f"the minimum effect of {_threshold(_raw(minimum_effect, metric), plan)} required for go"
+    observed = _observation(evidence, experiment, metric)
+    versus = f"{metric.key}: {variant} vs {experiment.control} {observed}"
+    judgement: PrimaryJudgement
+    if plan.engine == "bayesian" and evidence.chance_better is not None:
+        better = evidence.chance_better >= 1 - plan.alpha and evidence.effect >= minimum_effect
+        worse = evidence.chance_better <= plan.alpha
+    else:
+        better = evidence.low > minimum_effect and _survives_correction(row, plan)
+        worse = evidence.high < 0 and _survives_correction(row, plan)
+    if better:
+        judgement = "better"
+        side = "above" if metric.higher_is_better else "below"
+        text = f"{metric.key}: {variant} beats {experiment.control} by {observed}, {side} {required}."
+    elif worse:
+        judgement = "worse"
+        text = f"{versus}: significantly worse than {experiment.control}."
+    elif plan_reached and evidence.high < minimum_effect:
+        judgement = "not worth it"
+        text = f"{versus}: with the planned sample reached, the whole interval falls short of {required}."
+    else:
+        judgement = "inconclusive"
+        text = f"{versus}: not conclusive yet against {required}"
+        if plan.engine != "bayesian" and not _survives_correction(row, plan):
+            text += f" (the {plan.correction}-adjusted p-value {row.adjusted_p_value:.3g} is not below {plan.alpha:g})"
+        text += "."
+    reason = Reason(
+        "primary",
+        metric.key,
+        variant,
+        _raw(minimum_effect, metric),
+        evidence.raw_effect,
+        evidence.raw_interval,
+        text,
+    )
+    return judgement, reason
+
+
+def _chance_beyond(evidence: _Evidence, bound: float, alpha: float) -> float:
+    """Returns the posterior chance that the good-direction effect is below `bound`, from the Gaussian
+    posterior whose central 1 - alpha credible interval is (low, high)."""
+    sd = (evidence.high - evidence.low) / (2 * stats.norm.ppf(1 - alpha / 2))
+    if sd <= 0:
+        return 1.0 if evidence.effect < bound else 0.0
+    return float(stats.norm.cdf((bound - evidence.effect) / sd))
+
+
+def _judge_guardrail(
+    row: ComparisonRow | None, guardrail: Guardrail, variant: str, experiment: ExperimentSpec
+) -> tuple[bool | None, Reason]:
+    """Returns whether the guardrail vetoes the treatment (None: cannot be verified), with its reason."""
+    metric = experiment.metric(guardrail.metric)
+    evidence = None if row is None else _evidence(row, metric)
+    if row is None or evidence is None:
+        return None, _error_reason(row, metric.key, variant, experiment, "guardrail")
+    plan = experiment.analysis
+    bound = -guardrail.tolerance
+    tolerance = f"the tolerance of {_amount(guardrail.tolerance, plan)}"
+    if plan.engine == "bayesian":
+        chance = _chance_beyond(evidence, bound, plan.alpha)
+        vetoed = chance >= 1 - plan.alpha
+        degradation = f"{_percent(chance)} chance of a degradation beyond {tolerance}"
+    else:
+        vetoed = evidence.high < bound
+        degradation = f"the whole interval is beyond {tolerance}"
+    if vetoed:
+        verdict = f"significantly degraded ({degradation}), which blocks go"
+    else:
+        verdict = f"no significant degradation beyond {tolerance}"
+        if plan.engine == "bayesian":
+            verdict += f" ({degradation})"
+    reason = Reason(
+        "guardrail",
+        metric.key,
+        variant,
+        _raw(bound, metric),
+        evidence.raw_effect,
+        evidence.raw_interval,
+        f"{metric.key} (guardrail): {variant} vs {experiment.control} "
+        f"{_observation(evidence, experiment, metric)}: {verdict}.",
+    )
+    return vetoed, reason
+
+
+def _treatment_verdict(primary: PrimaryJudgement, vetoes: Sequence[bool | None], plan_reached: bool) -> Outcome:
+    """Returns one treatment's outcome from its primary judgement and guardrail checks (rule 3)."""
+    if any(veto is True for veto in vetoes):
+        return "iterate" if primary == "better" else "no-go"
+    if primary == "better" and all(veto is False for veto in vetoes):
+        return "go"
+    if primary in ("worse", "not worth it"):
+        return "no-go"
+    return "iterate" if plan_reached else "keep running"
+
+
+def _judge_treatment(
+    variant: str,
+    rows: Mapping[tuple[str, str], ComparisonRow],
+    experiment: ExperimentSpec,
+    minimum_effect: float,
+    plan_reached: bool,
+) -> _TreatmentVerdict:
+    """Returns one treatment's verdict with the reasons for its primary metric and guardrails."""
+    primary_row = rows.get((experiment.primary, variant))
+    judgement, primary_reason = _judge_primary(primary_row, variant, experiment, minimum_effect, plan_reached)
+    checks = [
+        _judge_guardrail(rows.get((guardrail.metric, variant)), guardrail, variant, experiment)
+        for guardrail in experiment.guardrails
+    ]
+    outcome = _treatment_verdict(judgement, [veto for veto, _ in checks], plan_reached)
+    evidence = None if primary_row is None else _evidence(primary_row, experiment.metric(experiment.primary))
+    return _TreatmentVerdict(
+        variant,
+        outcome,
+        None if evidence is None else evidence.effect,
+        (primary_reason, *(reason for _, reason in checks)),
+    )
+
+
+def _srm_reason(units: Mapping[str, int], experiment: ExperimentSpec) -> Reason:
+    """Returns the blocking reason of a sample ratio mismatch (rule 4)."""
+    observed = ", ".join(f"{variant} {units.get(variant, 0):,}" for variant, _ in experiment.variants)
+    planned = " / ".join(_percent(weight, 0) for _, weight in experiment.variants)
+    return Reason(
+        "srm",
+        None,
+        None,
+        None,
+        None,
+        None,
+        f"Sample ratio mismatch: the participants per variant ({observed}) do not match the planned "
+        f"split ({planned}). Assignment or logging is broken, so no comparison can be trusted: "
+        "investigate, fix and restart the experiment.",
+    )
+
+
+def _plan_progress(
+    experiment: ExperimentSpec, units: Mapping[str, int], units_per_day: float, days_running: float | None
+) -> _PlanProgress:
+    """Returns whether the planned sample (or duration) is reached and the days still needed (rule 7)."""
+    exposed = sum(units.values())
+    if experiment.planned_sample is not None:
+        planned = experiment.planned_sample
+        reached = exposed >= planned
+        expected = None if reached else days_to_reach(planned, exposed, units_per_day)
+        text = f"{exposed:,} of {planned:,} planned participants exposed"
+        if planned > 0:
+            text += f" ({_percent(exposed / planned, 0)})"
+        if reached:
+            text += ": the planned sample is reached and the analysis is final."
+        elif expected is None:
+            text += ": nobody is being exposed at the moment, so it cannot be said when it will be reached."
+        else:
+            text += f"; at {units_per_day:,.0f} a day, about {math.ceil(expected)} more days are needed."
+        return _PlanProgress(reached, expected, Reason("sample", None, None, planned, exposed, None, text))
+    if experiment.planned_days is not None and days_running is not None:
+        planned_days = experiment.planned_days
+        reached = days_running >= planned_days
+        remaining = planned_days - days_running
+        text = f"{days_running:,.0f} of {planned_days} planned days run"
+        if reached:
+            text += ": the planned duration is reached and the analysis is final."
+        else:
+            text += f"; {math.ceil(remaining)} more days are needed."
+        return _PlanProgress(
+            reached,
+            None if reached else remaining,
+            Reason("sample", None, None, planned_days, days_running, None, text),
+        )
+    return _PlanProgress(
+        False,
+        None,
+        Reason(
+            "sample",
+            None,
+            None,
+            None,
+            float(exposed),
+            None,
+            f"{exposed:,} participants exposed; no planned sample (nor duration with the days run) "
+            "is known, so the experiment runs until its evidence is conclusive.",
+        ),
+    )
+
+
+def _combine(verdicts: Sequence[_TreatmentVerdict]) -> tuple[Outcome, str | None]:
+    """Returns the experiment's outcome by precedence (rule 5) and, for go, the treatment to fund."""
+    for outcome in OUTCOME_PRECEDENCE:
+        matching = [v for v in verdicts if v.outcome == outcome]
+        if matching:
+            if outcome != "go":
+                return outcome, None
+            best = max(matching, key=lambda v: v.good_effect if v.good_effect is not None else -math.inf)
+            return outcome, best.variant
+    return "keep running", None
+
+
+def _criterion_reason(criterion: Criterion) -> Reason:
+    """Returns the reason a scorecard criterion with a target is missed or cannot be checked."""
+    target = f"{'at least' if criterion.comparison == '>=' else 'at most'} {criterion.target:,.4g}"
+    if criterion.observed is None:
+        found = f"no data to check the target of {target} ({criterion.detail})"
+    else:
+        found = f"{criterion.observed:,.4g} against a target of {target}: missed ({criterion.detail})"
+    return Reason(
+        "scorecard",
+        criterion.key,
+        None,
+        criterion.target,
+        criterion.observed,
+        None,
+        f"{criterion.axis.capitalize()}, {criterion.label}: {found}",
+    )
+
+
+def _scorecard_reasons(scorecard: Scorecard | None) -> tuple[bool, tuple[Reason, ...]]:
+    """Returns whether the scorecard allows go (rule 6) and the reasons naming each unmet target."""
+    if scorecard is None:
+        return True, (
+            Reason(
+                "scorecard",
+                None,
+                None,
+                None,
+                None,
+                None,
+                "The scorecard was not assessed: the economic, social and human targets were not checked.",
+            ),
+        )
+    unmet = scorecard.unmet
+    if unmet:
+        return False, tuple(_criterion_reason(c) for c in unmet)
+    targets = sum(c.target is not None for c in scorecard.criteria)
+    if targets == 0:
+        text = "The scorecard sets no economic, social or human target."
+    elif targets == 1:
+        text = "The one scorecard target is met."
+    else:
+        text = f"All {targets} scorecard targets (economic, social, human) are met."
+    return True, (Reason("scorecard", None, None, None, None, None, text),)
+
+
+def recommend(
+    pilot: PilotSpec,
+    experiment: ExperimentSpec,
+    comparisons: Sequence[ComparisonRow],
+    *,
+    units: Mapping[str, int],
+    units_per_day: float,
+    srm_mismatch: bool,
+    scorecard: Scorecard | None,
+    days_running: float | None = None,
+) -> Recommendation:
+    """Returns the recommendation to the board for one experiment of a pilot, with every reason.
+
+    `comparisons` are the stats engine's rows for this experiment; `units` the exposed participants
+    per variant, `units_per_day` the recent exposure rate across variants; `days_running` the days
+    since the experiment started (used when the plan is a duration). See the module docstring for
+    the rules.
+    """
+    rows = {(row.metric, row.variant): row for row in comparisons}
+    progress = _plan_progress(experiment, units, units_per_day, days_running)
+    treatments = [variant for variant, _ in experiment.variants if variant != experiment.control]
+    verdicts = [
+        _judge_treatment(variant, rows, experiment, pilot.decision.minimum_effect, progress.reached)
+        for variant in treatments
+    ]
+    evidence_reasons = tuple(reason for verdict in verdicts for reason in verdict.reasons)
+    if srm_mismatch:
+        return Recommendation("iterate", (_srm_reason(units, experiment), *evidence_reasons, progress.reason), None)
+    outcome, winner = _combine(verdicts)
+    reasons = (*evidence_reasons, progress.reason)
+    if outcome == "go":
+        allowed, scorecard_reasons = _scorecard_reasons(scorecard)
+        reasons += scorecard_reasons
+        if not allowed:
+            return Recommendation("iterate", reasons, None)
+        return Recommendation("go", reasons, None, winner)
+    return Recommendation(outcome, reasons, progress.expected_days if outcome == "keep running" else None)

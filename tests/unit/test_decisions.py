@@ -15,6 +15,7 @@ from experiments.registry import (
     PilotSpec,
 )
 from experiments.scorecard import Criterion, CriterionStatus, Scorecard, ScorecardAxis
+from experiments.stats import analyze, parse_request
 
 
 class Row(NamedTuple):
@@ -431,3 +432,27 @@ def test_rows_of_other_metrics_and_variants_are_ignored() -> None:
     result = decide(comparisons)
     assert result.outcome == "go"
     assert {reason.metric for reason in result.reasons} <= {"trip_completed", "support_calls", None}
+
+
+def test_the_stats_engine_rows_feed_the_decision() -> None:
+    arms = {"control": 2100, "guided": 2050}
+    request = {
+        "control": "control",
+        "variants": {variant: {"units": n, "weight": 0.5} for variant, n in arms.items()},
+        "metrics": [
+            {
+                "name": "trip_completed",
+                "type": "proportion",
+                "data": {"control": {"n": 2100, "sum": 600}, "guided": {"n": 2050, "sum": 700}},
+            },
+            {
+                "name": "support_calls",
+                "type": "proportion",
+                "data": {"control": {"n": 2100, "sum": 100}, "guided": {"n": 2050, "sum": 95}},
+            },
+        ],
+    }
+    result = analyze(parse_request(request))
+    recommendation = decide(list(result.comparisons), units=arms, srm_mismatch=result.srm.mismatch)
+    assert (recommendation.outcome, recommendation.variant) == ("go", "guided")
+    assert recommendation.reasons[0].observed == pytest.approx((700 / 2050) / (600 / 2100) - 1)

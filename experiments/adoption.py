@@ -221,9 +221,7 @@ def fit_bass(
         return _failed_fit(0, level, "days and cumulative adopters must be one-dimensional.")
     observations = len(t)
     if market_potential_prior is not None and not market_potential_prior > 0:
-        return _failed_fit(
-            observations, level, f"market_potential_prior == {market_potential_prior}, must be > 0."
-        )
+        return _failed_fit(observations, level, f"market_potential_prior == {market_potential_prior}, must be > 0.")
     if len(y) != observations:
         return _failed_fit(
             observations,
@@ -234,8 +232,7 @@ def fit_bass(
         return _failed_fit(
             observations,
             level,
-            f"{observations} days of adoption data, "
-            f"at least {MIN_BASS_OBSERVATIONS} are needed for a forecast.",
+            f"{observations} days of adoption data, at least {MIN_BASS_OBSERVATIONS} are needed for a forecast.",
         )
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
         return _failed_fit(observations, level, "adoption data contain a missing or infinite value.")
@@ -246,9 +243,7 @@ def fit_bass(
     order = np.argsort(t)
     t, y = t[order], y[order]
     if y[-1] <= y[0]:
-        return _failed_fit(
-            observations, level, "cumulative adopters do not grow: there is nothing to forecast."
-        )
+        return _failed_fit(observations, level, "cumulative adopters do not grow: there is nothing to forecast.")
     seen = float(y.max())
     ceiling = math.inf if market_potential_prior is None else max(float(market_potential_prior), seen)
     starts = [(0.01, 0.1, min(2.0 * seen, ceiling))]
@@ -264,9 +259,7 @@ def fit_bass(
     if fixed_m:
         refit = _least_squares_fit(t, y, (best[0][0], best[0][1], ceiling), ceiling, fixed_m=True)
         if refit is None:
-            return _failed_fit(
-                observations, level, "the Bass model could not be fitted to these adoption data."
-            )
+            return _failed_fit(observations, level, "the Bass model could not be fitted to these adoption data.")
         best = refit
     theta, covariance, residual_ss = best
     if theta[0] <= _SMALLEST_P * (1.0 + _AT_BOUND):
@@ -321,11 +314,7 @@ class RetentionMatrix(NamedTuple):
         """Returns the retention curve: per week, active over size summed over the cohorts that reached it."""
         curve: list[float | None] = []
         for k in range(len(self.weeks)):
-            reached = [
-                (row[k], size)
-                for row, size in zip(self.active, self.sizes, strict=True)
-                if row[k] is not None
-            ]
+            reached = [(row[k], size) for row, size in zip(self.active, self.sizes, strict=True) if row[k] is not None]
             total = sum(size for _, size in reached)
             curve.append(sum(active or 0 for active, _ in reached) / total if total else None)
         return tuple(curve)
@@ -365,8 +354,7 @@ def retention_matrix(
     weeks = tuple(range(last_week + 1))
     active = tuple(
         tuple(
-            active_counts.get((cohort, week), 0) if cohort + timedelta(weeks=week) <= as_of else None
-            for week in weeks
+            active_counts.get((cohort, week), 0) if cohort + timedelta(weeks=week) <= as_of else None for week in weeks
         )
         for cohort in cohorts
     )

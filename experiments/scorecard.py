@@ -198,15 +198,13 @@ def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
         unreached = [d for d in districts if active_in.get(d, 0) == 0]
         reach = 1.0 - len(unreached) / len(districts)
         reach_detail = (
-            f"{len(districts) - len(unreached)} of {len(districts)} target districts "
-            "have active participants."
+            f"{len(districts) - len(unreached)} of {len(districts)} target districts have active participants."
         )
         if unreached:
             reach_detail += f" None yet in: {', '.join(unreached)}."
         per_citizen = all(population.get(d, 0) > 0 for d in districts)
         adoption_of = {
-            d: active_in.get(d, 0) / population[d] if per_citizen else float(active_in.get(d, 0))
-            for d in districts
+            d: active_in.get(d, 0) / population[d] if per_citizen else float(active_in.get(d, 0)) for d in districts
         }
         best = max(districts, key=lambda d: adoption_of[d])
         worst = min(districts, key=lambda d: adoption_of[d])
@@ -219,9 +217,7 @@ def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
             gap_detail = "No target district has active participants yet."
         else:
             gap = 1.0 - adoption_of[worst] / adoption_of[best]
-            gap_detail = (
-                f"Best served: {best} ({shown(best)} {unit}); worst: {worst} ({shown(worst)} {unit})."
-            )
+            gap_detail = f"Best served: {best} ({shown(best)} {unit}); worst: {worst} ({shown(worst)} {unit})."
     criteria = [
         _criterion(
             "social",

@@ -62,9 +62,7 @@ def test_fit_intervals_cover_the_true_parameters_about_95_percent_of_the_time() 
     for seed in range(runs):
         fit = fit_bass(DAYS, noisy_curve(seed))
         assert fit.innovation and fit.imitation and fit.market_potential
-        for i, (estimate, truth) in enumerate(
-            ((fit.innovation, P), (fit.imitation, Q), (fit.market_potential, M))
-        ):
+        for i, (estimate, truth) in enumerate(((fit.innovation, P), (fit.imitation, Q), (fit.market_potential, M))):
             covered[i] += estimate.low <= truth <= estimate.high
     assert np.all(covered / runs >= 0.85), covered / runs
 
@@ -233,6 +231,4 @@ def test_adoption_data_that_are_not_a_series_give_a_fit_carrying_an_error() -> N
     assert fit_bass([[0, 1], [2, 3]], [[0, 1], [2, 3]]).error == (
         "days and cumulative adopters must be one-dimensional."
     )
-    assert (
-        fit_bass(["a", "b", "c", "d"], [0, 1, 2, 3]).error == "days and cumulative adopters must be numbers."
-    )
+    assert fit_bass(["a", "b", "c", "d"], [0, 1, 2, 3]).error == "days and cumulative adopters must be numbers."

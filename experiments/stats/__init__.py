@@ -8,7 +8,7 @@ from __future__ import annotations
 from experiments.stats import power
 from experiments.stats.checks import RequestError
 from experiments.stats.engine import analyze
-from experiments.stats.request import AnalysisRequest, MetricData, Variant, parse_request
+from experiments.stats.request import AnalysisRequest, Metric, MetricGroup, Variant, parse_request
 from experiments.stats.result import AnalysisResult, Comparison
 from experiments.stats.srm import SrmResult
 
@@ -16,7 +16,8 @@ __all__ = [
     "AnalysisRequest",
     "AnalysisResult",
     "Comparison",
-    "MetricData",
+    "Metric",
+    "MetricGroup",
     "RequestError",
     "SrmResult",
     "Variant",

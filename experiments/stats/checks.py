@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 Choice = TypeVar("Choice", bound=str)
 
@@ -33,6 +33,11 @@ def shown(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def is_number(value: object) -> TypeGuard[int | float]:
+    """Returns whether `value` is a number `check_number` accepts the type of (a bool is not)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check_number(
     field: str,
     value: object,
@@ -48,7 +53,7 @@ def check_number(
     Raises `RequestError` naming `field`, the expected range and the value received.
     """
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if not is_number(value):
         raise RequestError(field, f"must be {kind} (got {shown(value)})")
     number = float(value)
     if not math.isfinite(number):

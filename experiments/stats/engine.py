@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import NamedTuple
 
 import numpy as np
@@ -14,11 +13,11 @@ from experiments.stats.difference import effect_and_variance
 from experiments.stats.frequentist import welch_degrees_of_freedom, welch_test
 from experiments.stats.messages import Reason, describe
 from experiments.stats.multiplicity import adjust
-from experiments.stats.request import AnalysisRequest, MetricData
+from experiments.stats.request import AnalysisRequest
 from experiments.stats.result import AnalysisResult, Comparison
 from experiments.stats.sequential import confidence_sequence
 from experiments.stats.srm import srm_check
-from experiments.stats.statistics import Moments, Statistic, Values, paired_moments, stack
+from experiments.stats.statistics import Moments, Values, paired_moments
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -93,7 +92,7 @@ def analyze(request: AnalysisRequest) -> AnalysisResult:
     """
     srm = srm_check([variant.units for variant in request.variants], [variant.weight for variant in request.variants])
     treatments = request.treatments
-    control, treatment = _arm_moments(request.metrics, request.control, treatments)
+    control, treatment = _arm_moments(request)
     estimates = compare(
         control,
         treatment,
@@ -105,80 +104,57 @@ def analyze(request: AnalysisRequest) -> AnalysisResult:
     usable = estimates.reason == Reason.OK
     adjusted = estimates.p_value.copy()
     adjusted[usable] = adjust(estimates.p_value[usable], request.correction)
+    errors: list[str | None] = [None] * usable.size
+    for row in np.flatnonzero(~usable).tolist():
+        at_fault = treatments[row % len(treatments)] if estimates.treatment_at_fault[row] else request.control
+        errors[row] = describe(Reason(estimates.reason[row]), at_fault)
     columns = zip(
-        np.asarray(control.unadjusted_mean).tolist(),
-        np.asarray(treatment.unadjusted_mean).tolist(),
-        estimates.effect.tolist(),
-        estimates.ci_low.tolist(),
-        estimates.ci_high.tolist(),
-        estimates.p_value.tolist(),
-        adjusted.tolist(),
-        estimates.chance_to_win.tolist(),
-        estimates.se.tolist(),
-        estimates.expected_loss.tolist(),
-        np.asarray(control.n).tolist(),
-        np.asarray(treatment.n).tolist(),
-        estimates.reason.tolist(),
-        estimates.treatment_at_fault.tolist(),
+        [metric.name for metric in request.metrics for _ in treatments],
+        treatments * len(request.metrics),
+        _reported(control.unadjusted_mean, usable),
+        _reported(treatment.unadjusted_mean, usable),
+        _reported(estimates.effect, usable),
+        _reported(estimates.ci_low, usable),
+        _reported(estimates.ci_high, usable),
+        _reported(estimates.p_value, usable),
+        _reported(adjusted, usable),
+        _reported(estimates.chance_to_win, usable),
+        errors,
+        _reported(estimates.se, usable),
+        _reported(estimates.expected_loss, usable),
+        np.asarray(control.n, dtype=np.int64).tolist(),
+        np.asarray(treatment.n, dtype=np.int64).tolist(),
         strict=True,
     )
-    labels = [(metric.name, name) for metric in request.metrics for name in treatments]
-    rows = []
-    for (metric, variant), (*numbers, n_c, n_t, code, treatment_at_fault) in zip(labels, columns, strict=True):
-        if code == Reason.OK:
-            values = [None if np.isnan(number) else number for number in numbers]
-            error = None
-        else:
-            values = [None] * len(numbers)
-            error = describe(Reason(code), variant if treatment_at_fault else request.control)
-        control_mean, mean, effect, low, high, p_value, adjusted_p, chance, se, loss = values
-        rows.append(
-            Comparison(
-                metric=metric,
-                variant=variant,
-                control_mean=control_mean,
-                mean=mean,
-                effect=effect,
-                ci_low=low,
-                ci_high=high,
-                p_value=p_value,
-                adjusted_p_value=adjusted_p,
-                chance_to_win=chance,
-                error=error,
-                se=se,
-                expected_loss=loss,
-                control_units=int(n_c),
-                units=int(n_t),
-            )
-        )
-    return AnalysisResult(srm=srm, comparisons=tuple(rows))
+    return AnalysisResult(srm=srm, comparisons=tuple(map(Comparison._make, columns)))
 
 
-def _arm_moments(
-    metrics: tuple[MetricData, ...], control_name: str, treatments: tuple[str, ...]
-) -> tuple[Moments, Moments]:
-    """Returns control's and treatment's moments for every (metric, treatment) pair.
+def _reported(values: Values, usable: npt.NDArray[np.bool_]) -> list[float | None]:
+    """Returns the numbers as a list, None where the row is an error or the number does not apply (NaN)."""
+    array = np.asarray(values, dtype=float)
+    shown = array.astype(object)
+    shown[~usable | np.isnan(array)] = None
+    return list(shown.tolist())
 
-    Pairs are computed one statistic type at a time, each type in one vectorised step.
+
+def _arm_moments(request: AnalysisRequest) -> tuple[Moments, Moments]:
+    """Returns control's and treatment's moments for every (metric, treatment), in request order.
+
+    Each group of metrics of one statistic type is computed in one vectorised step per treatment.
     """
-    controls: list[Statistic] = []
-    treated: list[Statistic] = []
-    by_type: defaultdict[type, list[int]] = defaultdict(list)
-    for metric in metrics:
-        control = metric.data[control_name]
-        for name in treatments:
-            by_type[type(control)].append(len(controls))
-            controls.append(control)
-            treated.append(metric.data[name])
-    size = len(controls)
+    treatments = request.treatments
+    size = len(request.metrics) * len(treatments)
     control_columns = [np.empty(size) for _ in Moments._fields]
     treatment_columns = [np.empty(size) for _ in Moments._fields]
     with np.errstate(all="ignore"):
-        for indices in by_type.values():
-            pair = paired_moments(stack([controls[i] for i in indices]), stack([treated[i] for i in indices]))
-            for columns, moments in zip((control_columns, treatment_columns), pair, strict=True):
-                for column, values in zip(columns, moments, strict=True):
-                    column[indices] = values
+        for group in request.groups:
+            control = group.arms[request.control]
+            for offset, name in enumerate(treatments):
+                rows = group.positions * len(treatments) + offset
+                pair = paired_moments(control, group.arms[name])
+                for columns, moments in zip((control_columns, treatment_columns), pair, strict=True):
+                    for column, values in zip(columns, moments, strict=True):
+                        column[rows] = values
     return Moments(*control_columns), Moments(*treatment_columns)
 
 

@@ -26,6 +26,8 @@ REPORTED_FIELDS: Final = (
 class Comparison(NamedTuple):
     """One (metric, treatment) comparison against control. An error row has every number None.
 
+    The reported fields come first, in the order of the JSON row.
+
     `p_value` and `adjusted_p_value` are None under the Bayesian engine, `chance_to_win` and
     `expected_loss` under the others. `control_mean` and `mean` are unadjusted (before CUPED); `effect`,
     `ci_low`, `ci_high` and `se` are in the request's difference scale (relative or absolute).
@@ -47,10 +49,6 @@ class Comparison(NamedTuple):
     control_units: int
     units: int
 
-    def to_dict(self) -> dict[str, object]:
-        """Returns the row as analysis.md reports it (extra attributes left out)."""
-        return {name: getattr(self, name) for name in REPORTED_FIELDS}
-
 
 @dataclass(frozen=True, slots=True)
 class AnalysisResult:
@@ -63,5 +61,5 @@ class AnalysisResult:
         """Returns the result object of analysis.md, ready for `json.dumps`."""
         return {
             "srm": {"p_value": self.srm.p_value, "mismatch": self.srm.mismatch},
-            "comparisons": [comparison.to_dict() for comparison in self.comparisons],
+            "comparisons": [dict(zip(REPORTED_FIELDS, row, strict=False)) for row in self.comparisons],
         }

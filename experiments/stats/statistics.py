@@ -1,14 +1,13 @@
 """Sufficient statistics of one arm of one metric: small immutable records that merge with `+`.
 
 Fields are plain numbers for one arm, or numpy arrays holding many arms at once: the same
-properties then compute every arm's mean and variance in one vectorised step (see `stack`).
+properties then compute every arm's mean and variance in one vectorised step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, NamedTuple, TypeAlias, TypeVar, cast
+from dataclasses import dataclass
+from typing import NamedTuple, TypeAlias, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -230,7 +229,6 @@ class CupedStatistic:
 
 
 Statistic: TypeAlias = ProportionStatistic | SampleMeanStatistic | RatioStatistic | CupedStatistic
-AnyStatistic = TypeVar("AnyStatistic", bound=Statistic)
 
 
 def paired_moments(control: Statistic, treatment: Statistic) -> tuple[Moments, Moments]:
@@ -245,13 +243,3 @@ def paired_moments(control: Statistic, treatment: Statistic) -> tuple[Moments, M
     if isinstance(control, CupedStatistic) or isinstance(treatment, CupedStatistic):
         raise TypeError("a CUPED arm can only be compared with a CUPED arm")
     return control.moments, treatment.moments
-
-
-def stack(statistics: Sequence[AnyStatistic]) -> AnyStatistic:
-    """Returns one statistic of the same type whose fields are arrays: entry i comes from `statistics[i]`."""
-    first = statistics[0]
-    columns: dict[str, Any] = {}
-    for field in fields(first):
-        column = [getattr(statistic, field.name) for statistic in statistics]
-        columns[field.name] = stack(column) if is_dataclass(column[0]) else np.array(column, dtype=float)
-    return type(first)(**columns)

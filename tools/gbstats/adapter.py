@@ -7,7 +7,6 @@ fixture generator (tools/gbstats/generate_fixtures.py) and the benchmark baselin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from gbstats.bayesian.tests import BayesianTestResult, EffectBayesianABTest, EffectBayesianConfig
@@ -73,26 +72,34 @@ def ab_test(
 Outcome = FrequentistTestResult | BayesianTestResult | ZeroDivisionError
 
 
-def comparisons(request: Request) -> Iterator[tuple[str, str, TestStatistic, TestStatistic, Outcome]]:
-    """Yields (metric, treatment, control statistic, treatment statistic, gbstats result) in request order.
-
-    The result is the ZeroDivisionError gbstats raised where it raises one: its Bayesian test rescales
-    its (flat) prior by the control mean under an absolute difference and divides by the result.
-    """
+def statistic_pairs(request: Request) -> list[tuple[str, str, TestStatistic, TestStatistic]]:
+    """Returns (metric, treatment, control statistic, treatment statistic) for every comparison, in request order."""
     variants = list(request["variants"])
     control_name = request.get("control", variants[0])
-    for metric in request["metrics"]:
-        for name in variants:
-            if name == control_name:
-                continue
-            control = statistic(metric["type"], metric["data"][control_name])
-            treatment = statistic(metric["type"], metric["data"][name])
-            test = ab_test(request, control, treatment)
-            try:
-                result: Outcome = test.compute_result()
-            except ZeroDivisionError as error:
-                result = error
-            yield metric["name"], name, control, treatment, result
+    return [
+        (
+            metric["name"],
+            name,
+            statistic(metric["type"], metric["data"][control_name]),
+            statistic(metric["type"], metric["data"][name]),
+        )
+        for metric in request["metrics"]
+        for name in variants
+        if name != control_name
+    ]
+
+
+def outcome(request: Request, control: TestStatistic, treatment: TestStatistic) -> Outcome:
+    """Returns gbstats' result for one comparison, or the ZeroDivisionError it raises.
+
+    It raises one where its Bayesian test rescales its (flat) prior by the control mean under an
+    absolute difference and divides by the result.
+    """
+    test = ab_test(request, control, treatment)
+    try:
+        return test.compute_result()
+    except ZeroDivisionError as error:
+        return error
 
 
 def srm_p_value(request: Request) -> float:

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from adapter import Request, comparisons, srm_p_value
+from adapter import Request, outcome, srm_p_value, statistic_pairs
 from gbstats.messages import BASELINE_VARIATION_ZERO_MESSAGE
 
 SEED = 20261126
@@ -75,7 +75,10 @@ def main() -> None:
 def case(rng: np.random.Generator, index: int) -> dict[str, Any]:
     """Returns one fixture case: a request, gbstats' SRM p-value and its comparison results."""
     request = random_request(rng, index)
-    rows = [row(request, *comparison) for comparison in comparisons(request)]
+    rows = [
+        row(request, metric, variant, control, treatment, outcome(request, control, treatment))
+        for metric, variant, control, treatment in statistic_pairs(request)
+    ]
     return {"request": request, "srm_p_value": srm_p_value(request), "comparisons": rows}
 
 

@@ -162,7 +162,7 @@ def test_odd_variant_names_are_quoted_in_the_field_path(example: dict[str, Any])
         parse_request(example)
 
 
-def test_the_example_parses_into_typed_statistics(example: dict[str, Any]) -> None:
+def test_the_example_parses_into_typed_statistics_stacked_by_type(example: dict[str, Any]) -> None:
     request = parse_request(example)
     assert (request.engine, request.difference, request.alpha, request.correction) == (
         "frequentist",
@@ -171,9 +171,17 @@ def test_the_example_parses_into_typed_statistics(example: dict[str, Any]) -> No
         "none",
     )
     assert request.treatments == ("treatment",)
-    kinds = [type(metric.data["control"]) for metric in request.metrics]
-    assert kinds == [ProportionStatistic, SampleMeanStatistic, CupedStatistic, RatioStatistic]
-    assert [metric.cuped for metric in request.metrics] == [False, False, True, False]
+    assert [(m.name, m.type, m.cuped) for m in request.metrics] == [
+        ("converted", "proportion", False),
+        ("minutes", "mean", False),
+        ("minutes_cuped", "mean", True),
+        ("tasks_per_session", "ratio", False),
+    ]
+    kinds = {type(group.arms["control"]): group.positions.tolist() for group in request.groups}
+    assert kinds == {ProportionStatistic: [0], SampleMeanStatistic: [1], CupedStatistic: [2], RatioStatistic: [3]}
+    cuped = next(group.arms["treatment"] for group in request.groups if group.positions.tolist() == [2])
+    assert isinstance(cuped, CupedStatistic)
+    assert cuped.pre.sum.tolist() == [26500.0]  # type: ignore[union-attr]
 
 
 def test_defaults_apply_when_fields_are_left_out(example: dict[str, Any]) -> None:

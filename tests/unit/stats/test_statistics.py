@@ -17,7 +17,6 @@ from experiments.stats.statistics import (
     SampleMeanStatistic,
     Statistic,
     paired_moments,
-    stack,
 )
 
 values = st.floats(min_value=-1e3, max_value=1e3, allow_nan=False, allow_infinity=False)
@@ -126,9 +125,18 @@ def test_theta_is_zero_without_pre_period_variance() -> None:
     assert statistic.adjusted(statistic.theta).variance == pytest.approx(statistic.post.variance)
 
 
-def test_stack_computes_every_arm_at_once() -> None:
+def test_arrays_of_arms_compute_every_arm_at_once() -> None:
     arms = [RatioStatistic.from_values([1.0, 2.0, 5.0 + i], [1.0, 1.0, 2.0 + i]) for i in range(4)]
-    stacked = stack(arms)
+    column = lambda pick: np.array([pick(arm) for arm in arms])  # noqa: E731
+    stacked = RatioStatistic(
+        numerator=SampleMeanStatistic(
+            column(lambda a: a.n), column(lambda a: a.numerator.sum), column(lambda a: a.numerator.sum_squares)
+        ),
+        denominator=SampleMeanStatistic(
+            column(lambda a: a.n), column(lambda a: a.denominator.sum), column(lambda a: a.denominator.sum_squares)
+        ),
+        sum_products=column(lambda a: a.sum_products),
+    )
     np.testing.assert_allclose(stacked.variance, [arm.variance for arm in arms], rtol=1e-12)
     np.testing.assert_allclose(stacked.mean, [arm.mean for arm in arms], rtol=1e-12)
 

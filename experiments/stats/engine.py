@@ -122,8 +122,8 @@ def analyze(request: AnalysisRequest) -> AnalysisResult:
         errors,
         _reported(estimates.se, usable),
         _reported(estimates.expected_loss, usable),
-        np.asarray(control.n, dtype=np.int64).tolist(),
-        np.asarray(treatment.n, dtype=np.int64).tolist(),
+        list(map(int, np.asarray(control.n, dtype=float).tolist())),
+        list(map(int, np.asarray(treatment.n, dtype=float).tolist())),
         strict=True,
     )
     return AnalysisResult(srm=srm, comparisons=tuple(map(Comparison._make, columns)))

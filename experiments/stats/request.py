@@ -48,8 +48,7 @@ _NON_NEGATIVE: Final = frozenset({"sum_squares", "pre_sum_squares", "den_sum_squ
 _PLAIN_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
-@dataclass(frozen=True, slots=True)
-class Variant:
+class Variant(NamedTuple):
     """An arm of the experiment: units exposed and the share of traffic it should get."""
 
     name: str

@@ -224,7 +224,8 @@ class CupedStatistic:
             n=self.n,
             mean=self.post.mean - theta * self.pre.mean,
             unadjusted_mean=self.post.mean,
-            variance=self.post.variance + theta**2 * self.pre.variance - 2 * theta * self.covariance,
+            # theta (theta var_pre - 2 cov) is theta^2 var_pre - 2 theta cov without overflowing theta^2.
+            variance=self.post.variance + theta * (theta * self.pre.variance - 2 * self.covariance),
         )
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from experiments.stats import analyze, analyze_dict, parse_request
 from experiments.stats.result import REPORTED_FIELDS
@@ -198,7 +199,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(request=requests())
 def test_any_valid_request_gives_rows_never_an_exception(request: dict[str, Any]) -> None:
     result = analyze_dict(request)
@@ -210,3 +211,11 @@ def test_any_valid_request_gives_rows_never_an_exception(request: dict[str, Any]
         else:
             assert row["ci_low"] <= row["effect"] <= row["ci_high"]
             assert all(number is None or math.isfinite(number) for number in numbers)
+
+
+@pytest.mark.parametrize("engine", ["frequentist", "sequential", "bayesian"])
+def test_a_request_without_metrics_reports_the_srm_check_alone(engine: str) -> None:
+    request = {"engine": engine, "correction": "holm", "variants": {"a": {"units": 480}, "b": {"units": 520}}}
+    result = analyze_dict(request | {"metrics": []})
+    assert result["comparisons"] == []
+    assert result["srm"]["p_value"] == pytest.approx(stats.chisquare([480, 520]).pvalue, rel=1e-12)

@@ -46,7 +46,7 @@ def one_pass(kind: str, rows: list[tuple[float, float]]) -> Statistic:
     return CupedStatistic.from_values(x, y)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     kind=st.sampled_from(["proportion", "mean", "ratio", "cuped"]),
     rows=pairs,
@@ -67,7 +67,7 @@ def test_merging_any_split_in_any_order_equals_one_pass(
     np.testing.assert_allclose(leaves(merged), leaves(whole), rtol=1e-9, atol=1e-12 * scale)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, derandomize=True)
 @given(rows=st.lists(st.tuples(values, values), min_size=3, max_size=60))
 def test_cuped_never_increases_variance_for_theta_computed_on_the_data(
     rows: list[tuple[float, float]],
@@ -78,7 +78,7 @@ def test_cuped_never_increases_variance_for_theta_computed_on_the_data(
     assert adjusted.variance <= statistic.post.variance + tolerance
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(control=pairs, treatment=pairs)
 def test_cuped_pooled_theta_never_increases_the_pooled_variance(
     control: list[tuple[float, float]], treatment: list[tuple[float, float]]
@@ -150,3 +150,12 @@ def test_cuped_arms_share_the_theta_of_both_arms_pooled() -> None:
     adjusted_control, adjusted_treatment = paired_moments(control, treatment)
     assert adjusted_control.mean == pytest.approx(np.mean(post[:4]) - theta * np.mean(pre[:4]), rel=1e-12)
     assert adjusted_treatment.unadjusted_mean == pytest.approx(np.mean(post[4:]), rel=1e-12)
+
+
+def test_cuped_adjusted_variance_does_not_overflow_when_the_pre_period_variance_is_tiny() -> None:
+    control = CupedStatistic.from_values([0.0, 0.0], [0.0, 5.800468319560912e-153])
+    treatment = CupedStatistic.from_values([0.0, 234.0], [0.0, 0.0])
+    pooled = control + treatment
+    adjusted = pooled.adjusted(pooled.theta)
+    assert np.isfinite(adjusted.variance)
+    assert adjusted.variance <= pooled.post.variance

@@ -18,9 +18,9 @@ reason; tests/unit/stats check such rows against an independent scipy computatio
 - Absolute difference, frequentist or sequential engine, control mean 0: gbstats refuses the comparison
   (ZERO_NEGATIVE_BASELINE_VARIATION; its TTest checks the control mean whatever the difference type);
   analysis.md only refuses a zero control mean under a relative difference.
-- CUPED, frequentist or sequential engine, control's *adjusted* mean 0 while its unadjusted mean is not:
-  gbstats refuses (it tests `stat_a.mean`, the adjusted mean); analysis.md divides by the unadjusted
-  mean and computes.
+- CUPED, control's *adjusted* mean 0 while its unadjusted mean is not (every engine and difference but
+  Bayesian absolute): gbstats refuses (it tests `stat_a.mean`, the adjusted mean); analysis.md only
+  refuses a zero unadjusted control mean under a relative difference, and computes.
 - Absolute difference, Bayesian engine, control mean 0: gbstats raises ZeroDivisionError (its flat
   prior, stated on the relative scale, is rescaled by the squared control mean to variance 0, then
   divided by); analysis.md computes the flat-prior posterior.
@@ -62,6 +62,7 @@ DEGENERATES = {
 def main() -> None:
     rng = np.random.default_rng(SEED)
     cases = [case(rng, index) for index in range(CASES)]
+    cases += [case_of(request) for request in handmade_requests()]
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     header = {"gbstats_version": "0.8.0", "seed": SEED, "generator": "tools/gbstats/generate_fixtures.py"}
     lines = ",\n".join(json.dumps(c, separators=(",", ":")) for c in cases)
@@ -73,8 +74,12 @@ def main() -> None:
 
 
 def case(rng: np.random.Generator, index: int) -> dict[str, Any]:
+    """Returns one fixture case for a random request."""
+    return case_of(random_request(rng, index))
+
+
+def case_of(request: Request) -> dict[str, Any]:
     """Returns one fixture case: a request, gbstats' SRM p-value and its comparison results."""
-    request = random_request(rng, index)
     rows = [
         row(request, metric, variant, control, treatment, outcome(request, control, treatment))
         for metric, variant, control, treatment in statistic_pairs(request)
@@ -107,6 +112,52 @@ def random_request(rng: np.random.Generator, index: int) -> Request:
         "variants": {n: {"units": int(u), "weight": float(w)} for n, u, w in zip(names, units, weights, strict=True)},
         "metrics": metrics,
     }
+
+
+def handmade_requests() -> list[Request]:
+    """Returns requests that reach every documented difference between analysis.md and gbstats 0.8.0.
+
+    A mean metric whose control mean is exactly 0 (values symmetric around 0), and a CUPED metric whose
+    pooled theta is exactly 1 and whose control post and pre means are equal, so that control's adjusted
+    mean is exactly 0 while its unadjusted mean is not; each under every engine and difference.
+    """
+    zero_mean = [-2.0, -1.0, 0.0, 1.0, 2.0, -0.5, 0.5]
+    pre = [1.0, 2.0, 3.0, 4.0]
+    metrics = [
+        {
+            "name": "mean_zero_control",
+            "type": "mean",
+            "data": {"control": sums_of(zero_mean), "treatment": sums_of([x + 0.8 for x in zero_mean])},
+        },
+        {
+            "name": "cuped_zero_adjusted_control",
+            "type": "mean",
+            "data": {
+                "control": sums_of([1.5, 1.5, 2.5, 4.5], pre),
+                "treatment": sums_of([2.5, 2.5, 3.5, 5.5], pre),
+            },
+        },
+    ]
+    return [
+        {
+            "engine": engine,
+            "difference": difference,
+            "control": "control",
+            "variants": {"control": {"units": 7, "weight": 0.5}, "treatment": {"units": 7, "weight": 0.5}},
+            "metrics": metrics,
+        }
+        for engine in ENGINES
+        for difference in ("relative", "absolute")
+    ]
+
+
+def sums_of(post: list[float], pre: list[float] | None = None) -> dict[str, Any]:
+    values = np.array(post)
+    if pre is None:
+        return {"n": values.size, **sums("", values)}
+    covariate = np.array(pre)
+    products = {"pre_post_sum_products": float(values @ covariate)}
+    return {"n": values.size, **sums("", values), **sums("pre_", covariate), **products}
 
 
 def arm_data(rng: np.random.Generator, kind: str, names: list[str]) -> dict[str, dict[str, Any]]:
@@ -205,7 +256,11 @@ def row(request: Request, metric: str, variant: str, control: Any, treatment: An
 def spec_differs(request: Request, control: Any, treatment: Any, error: str | None) -> str | None:
     """Returns why analysis.md and gbstats 0.8.0 disagree on this comparison, or None when they agree."""
     computable = min(control.n, treatment.n) >= 2 and min(control.variance, treatment.variance) > 0
-    if not computable or request["difference"] != "absolute":
+    if not computable:
+        return None
+    if error == BASELINE_VARIATION_ZERO_MESSAGE and control.unadjusted_mean != 0:
+        return "CUPED control adjusted mean 0: gbstats refuses, analysis.md divides by the unadjusted mean"
+    if request["difference"] != "absolute":
         return None
     if error == BASELINE_VARIATION_ZERO_MESSAGE and request["engine"] != "bayesian":
         return "absolute difference with control mean 0: gbstats refuses, analysis.md computes"

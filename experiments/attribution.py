@@ -105,9 +105,7 @@ class PilotLog:
     consent: list[tuple[int, bool]] = field(default_factory=list)
     exposures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
     usage: list[tuple[int, str, float | None]] = field(default_factory=list)
-    feedback: list[tuple[int, str, float | None, float | None, str | None, str | None]] = field(
-        default_factory=list
-    )
+    feedback: list[tuple[int, str, float | None, float | None, str | None, str | None]] = field(default_factory=list)
     properties: dict[str, tuple[int, str]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
     #: The latest event time seen, for the lateness check.
@@ -134,9 +132,7 @@ class PilotLog:
         self.last_ms = max(self.last_ms, ms)
 
     def add_usage(self, ms: int, action: str, value: float | None, properties: Mapping[str, str]) -> None:
-        bisect.insort(
-            self.usage, (ms, action, value), key=lambda u: (u[0], u[1], -1e308 if u[2] is None else u[2])
-        )
+        bisect.insort(self.usage, (ms, action, value), key=lambda u: (u[0], u[1], -1e308 if u[2] is None else u[2]))
         for name, val in properties.items():
             old = self.properties.get(name)
             if old is None or (ms, val) < old:
@@ -181,9 +177,7 @@ class PilotLog:
             consent=[(int(t), bool(g)) for t, g in doc.get("c", ())],
             exposures={k: [(int(t), str(v)) for t, v in items] for k, items in doc.get("x", {}).items()},
             usage=[(int(t), str(a), None if v is None else float(v)) for t, a, v in doc.get("u", ())],
-            feedback=[
-                (int(t), str(k), s, sus, target, exp) for t, k, s, sus, target, exp in doc.get("f", ())
-            ],
+            feedback=[(int(t), str(k), s, sus, target, exp) for t, k, s, sus, target, exp in doc.get("f", ())],
             properties={k: (int(t), str(v)) for k, (t, v) in doc.get("s", {}).items()},
             seen=set(doc.get("i", ())),
             last_ms=int(doc.get("t", 0)),
@@ -233,9 +227,7 @@ def _metric_value(
     return total
 
 
-def metric_vector(
-    metric: MetricSpec, usage: list[tuple[int, str, float | None]], t0: int, stop: int | None
-) -> Vector:
+def metric_vector(metric: MetricSpec, usage: list[tuple[int, str, float | None]], t0: int, stop: int | None) -> Vector:
     """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant."""
 
     def window(start: int, end: int, action: str, agg: str) -> float:
@@ -268,9 +260,7 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
     out: Contributions = {}
     consent = ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service")
     usage = [u for u in log.usage if consent.at(u[0])]
-    segments = [""] + [
-        f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties
-    ]
+    segments = [""] + [f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties]
 
     variants: dict[str, str] = {}
     for key, exp in pilot.experiments.items():
@@ -315,9 +305,7 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
     return out
 
 
-def _feedback(
-    out: Contributions, log: PilotLog, consent: ConsentTimeline, variants: Mapping[str, str]
-) -> None:
+def _feedback(out: Contributions, log: PilotLog, consent: ConsentTimeline, variants: Mapping[str, str]) -> None:
     latest: dict[str, tuple[float, float | None]] = {}
     votes: dict[str, float] = {}
     counts: dict[str, int] = {}

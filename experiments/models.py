@@ -74,9 +74,7 @@ class Variant(Base):
 
     __tablename__ = "variants"
 
-    experiment_key: Mapped[str] = mapped_column(
-        ForeignKey("experiments.key", ondelete="CASCADE"), primary_key=True
-    )
+    experiment_key: Mapped[str] = mapped_column(ForeignKey("experiments.key", ondelete="CASCADE"), primary_key=True)
     name: Mapped[str] = mapped_column(String(KEY), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     weight: Mapped[float] = mapped_column(Float)
@@ -87,9 +85,7 @@ class Metric(Base):
 
     __tablename__ = "metrics"
 
-    experiment_key: Mapped[str] = mapped_column(
-        ForeignKey("experiments.key", ondelete="CASCADE"), primary_key=True
-    )
+    experiment_key: Mapped[str] = mapped_column(ForeignKey("experiments.key", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
     type: Mapped[str] = mapped_column(String(16))
     action: Mapped[str] = mapped_column(String(KEY))

@@ -204,9 +204,7 @@ class Store:
             old_spec = self._pilot_spec(s, row) if row is not None else None
             changes: list[m.PlanChange] = []
             for c in pilot_changes(old_spec, spec):
-                changes.append(
-                    self._change(spec.key, None, c.field, c.old, c.new, False, force, actor, reason, t)
-                )
+                changes.append(self._change(spec.key, None, c.field, c.old, c.new, False, force, actor, reason, t))
             if row is None:
                 row = m.Pilot(key=spec.key, created_at=t)
                 s.add(row)
@@ -231,9 +229,7 @@ class Store:
                         raise StoreError(f"experiments.{exp.key}: a forced change needs a reason (--reason)")
                 for c in diffs:
                     changes.append(
-                        self._change(
-                            spec.key, exp.key, c.field, c.old, c.new, c.locked, force, actor, reason, t
-                        )
+                        self._change(spec.key, exp.key, c.field, c.old, c.new, c.locked, force, actor, reason, t)
                     )
                 if erow is None:
                     erow = m.Experiment(
@@ -286,13 +282,7 @@ class Store:
             s.add(m.Variant(experiment_key=exp.key, name=name, position=i, weight=weight))
         guardrails = {g.metric for g in exp.guardrails}
         for metric in exp.metrics:
-            role = (
-                "primary"
-                if metric.key == exp.primary
-                else "guardrail"
-                if metric.key in guardrails
-                else "secondary"
-            )
+            role = "primary" if metric.key == exp.primary else "guardrail" if metric.key in guardrails else "secondary"
             s.add(
                 m.Metric(
                     experiment_key=exp.key,
@@ -338,9 +328,7 @@ class Store:
                 q = q.where(m.Experiment.pilot_key == pilot)
             return [_stored(r) for r in s.scalars(q)]
 
-    def set_status(
-        self, key: str, status: ExperimentStatus, *, actor: str, reason: str = ""
-    ) -> StoredExperiment:
+    def set_status(self, key: str, status: ExperimentStatus, *, actor: str, reason: str = "") -> StoredExperiment:
         """Returns the experiment after moving it along draft → running → stopped → decided."""
         allowed = {
             "draft": {"running"},
@@ -358,9 +346,7 @@ class Store:
                     f"status == {status!r}, cannot follow {row.status!r} "
                     f"(allowed: {', '.join(sorted(allowed[row.status])) or 'none'})"
                 )
-            s.add(
-                self._change(row.pilot_key, key, "status", row.status, status, False, False, actor, reason, t)
-            )
+            s.add(self._change(row.pilot_key, key, "status", row.status, status, False, False, actor, reason, t))
             row.status, row.updated_at = status, t
             if status == "running" and row.started_at is None:
                 row.started_at = t
@@ -429,9 +415,7 @@ class Store:
             if pilot is not None:
                 q = q.where(m.ApiKey.pilot_key == pilot)
             return [
-                ApiKeyInfo(
-                    r.id, r.pilot_key, r.prefix, r.label, _aware(r.created_at) or now(), _aware(r.revoked_at)
-                )
+                ApiKeyInfo(r.id, r.pilot_key, r.prefix, r.label, _aware(r.created_at) or now(), _aware(r.revoked_at))
                 for r in s.scalars(q)
             ]
 
@@ -469,9 +453,7 @@ class Store:
             stmt = insert(t).values(list(rows[i : i + chunk]))
             cols = {c: stmt.excluded[c] for c in rows[0] if c not in pk}
             s.execute(
-                stmt.on_conflict_do_update(index_elements=pk, set_=cols)
-                if cols
-                else stmt.on_conflict_do_nothing()
+                stmt.on_conflict_do_update(index_elements=pk, set_=cols) if cols else stmt.on_conflict_do_nothing()
             )
 
     def experiment_statistics(self, experiment: str, segment: str = "") -> dict[str, dict[str, Statistic]]:
@@ -501,16 +483,12 @@ class Store:
         a = m.Aggregate
         with self.engine.connect() as conn:
             return list(
-                conn.scalars(
-                    select(a.segment).where(a.experiment_key == experiment).distinct().order_by(a.segment)
-                )
+                conn.scalars(select(a.segment).where(a.experiment_key == experiment).distinct().order_by(a.segment))
             )
 
     def last_update(self, experiment: str) -> datetime | None:
         with self.engine.connect() as conn:
-            t = conn.scalar(
-                select(func.max(m.Aggregate.updated_at)).where(m.Aggregate.experiment_key == experiment)
-            )
+            t = conn.scalar(select(func.max(m.Aggregate.updated_at)).where(m.Aggregate.experiment_key == experiment))
         return _aware(t)
 
     # --- participants -------------------------------------------------------------------------
@@ -522,11 +500,7 @@ class Store:
             for table in (m.FeedbackText,):
                 result = s.execute(delete(table).where(table.participant_id == participant_id))
                 deleted += int(getattr(result, "rowcount", 0) or 0)
-            s.add(
-                m.Erasure(
-                    participant_id=participant_id, requested_by=requested_by, at=now(), rows_deleted=deleted
-                )
-            )
+            s.add(m.Erasure(participant_id=participant_id, requested_by=requested_by, at=now(), rows_deleted=deleted))
             return deleted
 
     def erasures(self) -> list[m.Erasure]:
@@ -540,7 +514,7 @@ class Store:
 
 def spec_from_dict_experiment(doc: Mapping[str, Any]) -> ExperimentSpec:
     """Returns the experiment spec stored as JSON (inside a minimal pilot document)."""
-    return spec_from_dict({"key": "x", "name": "x", "experiments": [dict(doc)]}).experiments[0]
+    return spec_from_dict({"pilot": {"key": "x", "name": "x"}, "experiments": [dict(doc)]}).experiments[0]
 
 
 def _stored(row: m.Experiment) -> StoredExperiment:

@@ -175,9 +175,7 @@ class LocalBroker:
         except BrokerError:
             self.stop()
             tail = self.log_file.read_text(errors="replace").splitlines()[-20:]
-            raise BrokerError(
-                "the broker did not become ready; last log lines:\n" + "\n".join(tail)
-            ) from None
+            raise BrokerError("the broker did not become ready; last log lines:\n" + "\n".join(tail)) from None
         return time.monotonic() - started
 
     def stop(self, timeout: float = 30.0) -> bool:

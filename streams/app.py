@@ -39,6 +39,8 @@ UNKNOWN_RELOAD_GAP = 1.0
 def create_app(settings: Settings) -> faust.App:
     """Returns the faust app of the worker for these settings (topics, table, agent, timers)."""
     topics = Topics(settings.namespace)
+    datadir = settings.state_dir / "worker"
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.namespace,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -51,7 +53,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_commit_every=1000,
         broker_commit_interval=1.0,
         stream_buffer_maxsize=8192,
-        datadir=str(settings.state_dir / "worker"),
+        datadir=str(datadir),
     )
     source = app.topic(
         *topics.partitioned,
@@ -69,8 +71,6 @@ def create_app(settings: Settings) -> faust.App:
         default=None,
         partitions=settings.topic_partitions,
         key_type=bytes,
-        key_serializer="raw",
-        value_serializer="json",
         # The changelog partition of a participant is chosen from its key, like the source topics',
         # so a batch mixing partitions writes each state where its events live.
         use_partitioner=True,

@@ -114,9 +114,7 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int, timeout: floa
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
 ShortText = Annotated[str, StringConstraints(max_length=128)]
-PilotKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=PILOT_KEY_PATTERN)
-]
+PilotKey = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=PILOT_KEY_PATTERN)]
 ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
@@ -388,9 +386,7 @@ def dead_letter(reason: str, field: str | None, raw: bytes | str | Mapping[str, 
 
 def encode_erasure(participant_id: str, requested_at: datetime) -> bytes:
     """Returns the erasure request published (keyed by the participant) on the erasure topic."""
-    return orjson.dumps(
-        {"participant_id": participant_id, "requested_ms": int(requested_at.timestamp() * 1000)}
-    )
+    return orjson.dumps({"participant_id": participant_id, "requested_ms": int(requested_at.timestamp() * 1000)})
 
 
 def decode_erasure(data: bytes) -> int:

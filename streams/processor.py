@@ -75,9 +75,7 @@ class Incoming:
     error: InvalidEvent | None = None
 
     @classmethod
-    def decoded(
-        cls, value: bytes | None, topic: str, partition: int, offset: int, erasure_topic: str
-    ) -> Incoming:
+    def decoded(cls, value: bytes | None, topic: str, partition: int, offset: int, erasure_topic: str) -> Incoming:
         """Returns the record with its event decoded (unless it is an erasure request)."""
         rec = cls(value, topic, partition, offset)
         if value is not None and topic != erasure_topic:
@@ -273,9 +271,7 @@ class Processor:
         outcome.applied += 1
         return True
 
-    def _refusal(
-        self, pilot: PilotRuntime, event: AnyEvent, ms: int, partition: int
-    ) -> tuple[str, str] | None:
+    def _refusal(self, pilot: PilotRuntime, event: AnyEvent, ms: int, partition: int) -> tuple[str, str] | None:
         """Returns (reason, field) when the event cannot be counted, else None."""
         if ms > self.clock() * 1000 + FUTURE_SKEW_MS:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future", "occurred_at"
@@ -316,9 +312,7 @@ class Processor:
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
         if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
             return
-        variants = {
-            exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments
-        }
+        variants = {exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments}
         outcome.texts.append(
             {
                 "event_id": str(event.event_id),
@@ -333,9 +327,7 @@ class Processor:
 
     @staticmethod
     def _dead(rec: Incoming, reason: str, field: str | None) -> bytes:
-        return dead_letter(
-            reason, field, rec.value or b"", topic=rec.topic, partition=rec.partition, offset=rec.offset
-        )
+        return dead_letter(reason, field, rec.value or b"", topic=rec.topic, partition=rec.partition, offset=rec.offset)
 
     # --- recovery -----------------------------------------------------------------------------
 

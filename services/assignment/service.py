@@ -103,6 +103,4 @@ def assign_from_store(store: Store, experiment: str, participant_id: str) -> Ass
     except StoreError as exc:
         raise UnknownExperiment(experiment) from exc
     pilot = store.pilot(stored.pilot_key)
-    return Assignment(
-        experiment, stored.pilot_key, variant_for(pilot, stored.spec, participant_id), stored.status
-    )
+    return Assignment(experiment, stored.pilot_key, variant_for(pilot, stored.spec, participant_id), stored.status)

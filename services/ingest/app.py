@@ -152,9 +152,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            EventError(0, ".".join(str(p) for p in err["loc"]), str(err["msg"])) for err in exc.errors()
-        ]
+        errors = [EventError(0, ".".join(str(p) for p in err["loc"]), str(err["msg"])) for err in exc.errors()]
         return _errors(422, errors)
 
     @app.post(
@@ -173,9 +171,7 @@ def create_app(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": {"type": ["object", "array"], "maxItems": MAX_BATCH}}
-                },
+                "content": {"application/json": {"schema": {"type": ["object", "array"], "maxItems": MAX_BATCH}}},
             }
         },
     )

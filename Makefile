@@ -1,0 +1,49 @@
+# Rhizome: the two commands of the README, and the ones behind them.
+#   make demo   - virtualenv, install, local Kafka broker, SQLite, ingest, worker, console, simulator
+#   make test   - virtualenv, system packages (PostgreSQL, Chromium), Kafka jars, lint, types, the whole suite
+#   make bench  - throughput and latency, each beside a baseline measured in the same run
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+JARS   := infra/kafka/target/dependency/.complete
+
+.PHONY: demo test bench lint install system-deps kafka-jars gbstats-fixtures clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(STAMP)
+
+$(JARS): infra/kafka/pom.xml
+	mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime
+	date -u +%FT%TZ > $@
+
+kafka-jars: $(JARS)
+
+system-deps:
+	scripts/system-deps.sh
+
+demo: $(STAMP) $(JARS)
+	$(BIN)/rhizome demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: system-deps $(STAMP) $(JARS) lint
+	$(BIN)/pytest
+
+bench: $(STAMP) $(JARS)
+	$(BIN)/python -m benchmarks.run
+
+gbstats-fixtures:
+	test -x .venv-gbstats/bin/python || ($(PYTHON) -m venv .venv-gbstats && .venv-gbstats/bin/pip install -q -r tools/gbstats/requirements.txt)
+	.venv-gbstats/bin/python tools/gbstats/generate_fixtures.py
+
+clean:
+	rm -rf $(VENV) .venv-gbstats infra/kafka/target .rhizome test-output bench-output

@@ -1,0 +1,401 @@
+"""The `rhizome` command line (contract: shared/specs/interfaces.md, "Command line").
+
+Exit codes: 0 success, 2 bad input (one line naming the field), 1 anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, NoReturn
+
+import orjson
+
+from experiments.privacy import safe_participant_id
+from experiments.settings import Settings, load_settings
+from experiments.specs import SpecError, parse_pilot_spec
+from experiments.stats import RequestError, analyze_dict
+from experiments.store import Store, StoreError
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+class BadInput(ValueError):
+    """Input the user can fix; printed as one line, exit code 2."""
+
+
+def _emit(doc: Any) -> None:
+    sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def _store(settings: Settings) -> Store:
+    store = Store(settings.database_url)
+    store.migrate()
+    return store
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+def cmd_analyze(args: argparse.Namespace, _settings: Settings) -> int:
+    from experiments.results import is_results_document, request_of
+
+    text = sys.stdin.read() if args.request == "-" else _read(args.request)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"request: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    if is_results_document(doc):
+        doc = request_of(doc)
+    _emit(analyze_dict(doc))
+    return 0
+
+
+def cmd_pilot_apply(args: argparse.Namespace, settings: Settings) -> int:
+    spec = parse_pilot_spec(_read(args.file), Path(args.file).name)
+    store = _store(settings)
+    result = store.apply_pilot(spec, actor=args.actor, reason=args.reason or "", force=args.force, start=not args.draft)
+    if args.json:
+        _emit({"pilot": result.pilot, "api_key": result.api_key, "experiments": list(result.experiments)})
+        return 0
+    verb = "created" if result.created else "updated" if result.changes else "unchanged"
+    print(f"pilot {result.pilot} {verb}; experiments: {', '.join(result.experiments) or 'none'}")
+    for c in result.changes:
+        scope = f"{c.experiment_key}." if c.experiment_key else ""
+        print(f"  {'forced ' if c.forced else ''}change {scope}{c.field}: {c.old!r} -> {c.new!r}")
+    if result.api_key:
+        print(f"API key (shown once, keep it secret): {result.api_key}")
+    return 0
+
+
+def cmd_pilot_list(_args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    for p in store.pilots():
+        statuses = {e.spec.key: e.status for e in store.experiments(p.key)}
+        exps = ", ".join(f"{k} ({v})" for k, v in statuses.items()) or "no experiments"
+        print(f"{p.key}\t{p.stage}\t{p.name}\t{exps}")
+    return 0
+
+
+def cmd_experiment_status(args: argparse.Namespace, settings: Settings) -> int:
+    target = {"start": "running", "stop": "stopped", "decide": "decided"}[args.action]
+    stored = _store(settings).set_status(args.experiment, target, actor=args.actor, reason=args.reason or "")  # type: ignore[arg-type]
+    print(f"experiment {args.experiment} is {stored.status}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace, settings: Settings) -> int:
+    from experiments.results import experiment_results
+
+    doc = experiment_results(_store(settings), args.experiment, args.segment or "")
+    if args.json:
+        _emit(doc)
+        return 0
+    print(f"{doc['experiment']} (pilot {doc['pilot']}) as of {doc['as_of']}")
+    for v, d in doc["variants"].items():
+        print(f"  {v}: {d['units']} participants")
+    for row in doc["analysis"]["comparisons"]:
+        if row["error"]:
+            print(f"  {row['metric']} {row['variant']}: {row['error']}")
+        else:
+            print(
+                f"  {row['metric']} {row['variant']}: effect {row['effect']:+.4f} "
+                f"[{row['ci_low']:+.4f}, {row['ci_high']:+.4f}]"
+            )
+    return 0
+
+
+def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
+    from services.assignment.service import UnknownExperiment, assign_from_store
+
+    settings = settings.ensure_secret()
+    assert settings.secret is not None
+    pid = safe_participant_id(args.participant, settings.secret)
+    try:
+        assignment = assign_from_store(_store(settings), args.experiment, pid)
+    except UnknownExperiment:
+        raise BadInput(f"experiment == {args.experiment!r}, no such experiment") from None
+    if args.json:
+        _emit({"experiment": args.experiment, "variant": assignment.variant})
+    else:
+        print(assignment.variant if assignment.variant is not None else "(none: outside the allocation)")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from services.ingest.publisher import Publisher, Record
+    from streams.events import Topics, encode_erasure, ensure_topics
+
+    settings = settings.ensure_secret()
+    assert settings.secret is not None
+    pid = safe_participant_id(args.participant, settings.secret)
+    at = datetime.now(UTC)
+    topics = Topics(settings.namespace)
+    ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+    publisher = Publisher(settings.kafka_bootstrap, client_id="rhizome-erase")
+    try:
+        publisher.publish([Record(topics.erasure, pid.encode(), encode_erasure(pid, at))])
+    finally:
+        publisher.close()
+    deleted = _store(settings).erase_participant(pid, requested_by=args.actor)
+    doc = {"participant": pid, "rows_deleted": deleted, "tombstone_published": True, "at": at.isoformat()}
+    if args.json:
+        _emit(doc)
+    else:
+        print(
+            f"erased {pid}: {deleted} stored rows deleted; erasure request published to {topics.erasure}, "
+            "the workers now forget the participant and recount without them"
+        )
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    if args.action == "create":
+        print(store.create_api_key(args.target, args.label or ""))
+    elif args.action == "revoke":
+        if not str(args.target).isdigit():
+            raise BadInput(f"id == {args.target!r}, must be the number `rhizome keys list` shows")
+        store.revoke_api_key(int(args.target))
+        print(f"key {args.target} revoked")
+    else:
+        for k in store.api_keys(args.target):
+            state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+            print(f"{k.id}\t{k.pilot_key}\t{k.prefix}…\t{state}\t{k.label}")
+    return 0
+
+
+def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+    from experiments.accounts import add_user
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    add_user(_store(settings), args.username, password, args.role)
+    print(f"user {args.username} ({args.role}) saved")
+    return 0
+
+
+def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
+    store = _store(settings)
+    print(f"database at revision {store.schema_revision()}")
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    from services.broker import LocalBroker, fetch_jars
+
+    broker = LocalBroker(settings)
+    if args.action == "fetch":
+        print(f"Kafka jars in {fetch_jars(quiet=False)}")
+    elif args.action == "start":
+        took = broker.start()
+        print(f"broker running at {broker.bootstrap} (ready in {took:.1f} s)")
+    elif args.action == "stop":
+        print("broker stopped" if broker.stop() else "broker was not running")
+    else:
+        status = broker.status()
+        print(status.describe())
+        return 0 if status.reachable else 1
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.app import run_worker
+
+    _store(settings).close()
+    run_worker(settings, loglevel=args.loglevel)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from services.ingest.app import run_ingest
+
+    settings = replace(
+        settings, ingest_host=args.host or settings.ingest_host, ingest_port=args.port or settings.ingest_port
+    )
+    _store(settings).close()
+    run_ingest(settings)
+    return 0
+
+
+def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
+    import subprocess
+
+    from services.platform import UI_APP
+
+    host = args.host or settings.console_host
+    port = args.port or settings.console_port
+    _store(settings).close()
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(UI_APP),
+        "--server.address", host, "--server.port", str(port), "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+    ]  # fmt: skip
+    return subprocess.call(cmd)
+
+
+def cmd_up(args: argparse.Namespace, settings: Settings, demo: bool = False) -> int:
+    from services.platform import Platform, handle_termination
+
+    handle_termination()
+    platform = Platform(settings)
+    try:
+        platform.start(console=not args.no_console)
+        if demo:
+            from services.simulator.demo import start_demo
+
+            sim = start_demo(settings, platform.ingest_url, days=args.days, rate=args.rate, say=print)
+            print(f"\nRhizome demo is running. Open the console: {platform.console_url}  (Ctrl-C stops everything)")
+            try:
+                platform.wait()
+            finally:
+                sim.stop()
+        else:
+            print(f"\nRhizome is up. Console: {platform.console_url}  Ingest: {platform.ingest_url}  (Ctrl-C stops)")
+            platform.wait()
+    except KeyboardInterrupt:
+        print("\nstopping…")
+    finally:
+        platform.stop()
+        print("stopped")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from services.simulator.demo import run_simulator
+
+    run_simulator(settings, args.ingest, days=args.days, rate=args.rate, duration=args.duration)
+    return 0
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except FileNotFoundError:
+        raise BadInput(f"file == {path!r}, no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"file == {path!r}, is a directory") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rhizome", description="Rhizome: living-lab experimentation platform.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, fn: Callable[..., int], help: str, parent: Any = sub) -> argparse.ArgumentParser:
+        sp: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help)
+        sp.set_defaults(fn=fn)
+        return sp
+
+    for name, demo in (("demo", True), ("up", False)):
+        sp = add(
+            name,
+            (lambda a, s, d=demo: cmd_up(a, s, demo=d)),
+            "up plus the simulator feeding the demo pilots" if demo else "the whole platform on one machine",
+        )
+        sp.add_argument("--no-console", action="store_true", help="do not start the Streamlit console")
+        if demo:
+            sp.add_argument("--days", type=int, default=21, help="days of history to simulate first (default 21)")
+            sp.add_argument("--rate", type=float, default=20.0, help="live events per second (default 20)")
+
+    sp = add("broker", cmd_broker, "the local Apache Kafka broker (KRaft)")
+    sp.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    sp = add("worker", cmd_worker, "one faust worker (run several for more throughput)")
+    sp.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
+    sp = add("ingest", cmd_ingest, "the HTTP ingest and assignment service")
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp = add("console", cmd_console, "the Streamlit console")
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+
+    pilot = sub.add_parser("pilot", help="pilots: apply a spec file, list").add_subparsers(dest="action", required=True)
+    sp = add("apply", cmd_pilot_apply, "create or update a pilot and its experiments from a spec file", pilot)
+    sp.add_argument("file")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--force", action="store_true", help="allow changes to a running experiment's locked plan")
+    sp.add_argument("--reason", help="why (recorded with every change; required with --force)")
+    sp.add_argument("--draft", action="store_true", help="create new experiments as drafts, not running")
+    sp.add_argument("--actor", default=_whoami())
+    add("list", cmd_pilot_list, "list pilots and their experiments", pilot)
+
+    sp = add("experiment", cmd_experiment_status, "move an experiment along draft → running → stopped → decided")
+    sp.add_argument("action", choices=["start", "stop", "decide"])
+    sp.add_argument("experiment")
+    sp.add_argument("--reason")
+    sp.add_argument("--actor", default=_whoami())
+
+    sp = add("results", cmd_results, "an experiment's per-variant aggregates and their analysis")
+    sp.add_argument("experiment")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--segment", help='a segment such as "district:north" (default: everyone)')
+    sp = add("analyze", cmd_analyze, "the stats engine on sufficient statistics (REQUEST.json or -)")
+    sp.add_argument("request")
+    sp = add("assign", cmd_assign, "the variant a participant gets")
+    sp.add_argument("experiment")
+    sp.add_argument("participant")
+    sp.add_argument("--json", action="store_true")
+    sp = add("erase", cmd_erase, "remove every trace of a participant and publish the erasure")
+    sp.add_argument("participant")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--actor", default=_whoami())
+
+    sp = add("keys", cmd_keys, "pilot API keys: create PILOT, revoke ID, list [PILOT]")
+    sp.add_argument("action", choices=["create", "revoke", "list"])
+    sp.add_argument("target", nargs="?")
+    sp.add_argument("--label")
+    sp = add("users", cmd_users, "add or update a console account (password read from the terminal)")
+    sp.add_argument("username")
+    sp.add_argument("--role", choices=["lab", "board", "admin"], required=True)
+    sp.add_argument("--password-stdin", action="store_true")
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    add("upgrade", cmd_db_upgrade, "bring the database schema to the latest migration", db)
+
+    sp = add("simulate", cmd_simulate, "synthetic citizens posting to an ingest API")
+    sp.add_argument("--ingest", default=None, help="ingest base URL (default: from settings)")
+    sp.add_argument("--days", type=int, default=0)
+    sp.add_argument("--rate", type=float, default=20.0)
+    sp.add_argument("--duration", type=float, default=None, help="seconds to run (default: until Ctrl-C)")
+    return p
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _fail(code: int, message: str) -> NoReturn:
+    sys.stderr.write(message.replace("\n", "; ") + "\n")
+    raise SystemExit(code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        args.ingest = getattr(args, "ingest", None) or f"http://{settings.ingest_host}:{settings.ingest_port}"
+        if getattr(args, "command", None) == "keys" and args.action in ("create", "revoke") and not args.target:
+            needs = "pilot" if args.action == "create" else "key id"
+            raise BadInput(f"target: missing, `rhizome keys {args.action}` needs a {needs}")
+        return int(args.fn(args, settings))
+    except (BadInput, RequestError, StoreError, SpecError) as exc:
+        _fail(2, str(exc))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        _fail(1, f"rhizome {getattr(args, 'command', '')}: {type(exc).__name__}: {exc}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""The demo: the two example pilots, a history of simulated weeks, then citizens arriving live.
+
+Events go through the public ingest API with each pilot's API key, exactly as a pilot service's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from experiments.registry import PilotSpec
+from experiments.settings import Settings
+from experiments.specs import parse_pilot_spec
+from experiments.store import UNITS, Store
+from services.simulator.citizens import BEHAVIOURS, generate
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+DEMO_SPECS = ("bike-share.yaml", "parking-finder.yaml")
+#: Participants simulated over the history, per pilot.
+HISTORY_PARTICIPANTS = {"bike-share": 2400, "parking-finder": 1800}
+BATCH = 500
+
+
+def post_events(client: httpx.Client, url: str, api_key: str, events: Sequence[dict[str, Any]]) -> int:
+    """Returns how many events the ingest API accepted; retries on 503 with back-off."""
+    accepted = 0
+    for i in range(0, len(events), BATCH):
+        chunk = events[i : i + BATCH]
+        delay = 0.5
+        while True:
+            r = client.post(f"{url}/v1/events", json=chunk, headers={"Authorization": f"Bearer {api_key}"})
+            if r.status_code == 202:
+                accepted += int(r.json()["accepted"])
+                break
+            if r.status_code == 503:
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            raise RuntimeError(f"ingest refused a batch: {r.status_code} {r.text[:300]}")
+    return accepted
+
+
+@dataclass
+class LiveCitizens:
+    """Citizens arriving now: each tick, a few arrive; their events are posted when their time comes."""
+
+    url: str
+    pilots: dict[str, tuple[PilotSpec, str]]
+    rate: float
+    queue: list[tuple[str, int, str, dict[str, Any]]] = field(default_factory=list)
+    posted: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+    _tick: int = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="rhizome-simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _arrive(self, now: datetime) -> None:
+        self._tick += 1
+        # About 12 events per arriving citizen over their first minutes.
+        per_pilot = max(1, round(self.rate / 12 / len(self.pilots)))
+        for key, (spec, _) in self.pilots.items():
+            events = generate(
+                BEHAVIOURS[key],
+                spec,
+                now,
+                now + timedelta(minutes=15),
+                per_pilot,
+                seed=int(now.timestamp()) * 1000 + self._tick,
+                id_prefix="live",
+                arrival_end=now + timedelta(seconds=1),
+            )
+            for ev in events:
+                heapq.heappush(self.queue, (ev["occurred_at"], self.posted + len(self.queue), key, ev))
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self._stop.is_set():
+                now = datetime.now(UTC)
+                self._arrive(now)
+                due: dict[str, list[dict[str, Any]]] = {}
+                stamp = now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+                while self.queue and self.queue[0][0] <= stamp:
+                    _, _, key, ev = heapq.heappop(self.queue)
+                    due.setdefault(key, []).append(ev)
+                for key, events in due.items():
+                    with contextlib.suppress(httpx.HTTPError, RuntimeError):
+                        self.posted += post_events(client, self.url, self.pilots[key][1], events)
+                self._stop.wait(1.0)
+
+
+def prepare_demo_pilots(store: Store) -> dict[str, tuple[PilotSpec, str]]:
+    """Returns the demo pilots applied to the store, each with a fresh API key for the simulator."""
+    pilots = {}
+    for name in DEMO_SPECS:
+        spec = parse_pilot_spec((EXAMPLES / name).read_text(), name)
+        store.apply_pilot(spec, actor="demo", reason="demo pilot")
+        pilots[spec.key] = (spec, store.create_api_key(spec.key, "demo simulator"))
+    return pilots
+
+
+def backfill(
+    url: str, pilots: dict[str, tuple[PilotSpec, str]], store: Store, days: int, say: Callable[[str], None]
+) -> int:
+    """Returns the number of history events posted (none for pilots that already have data)."""
+    end = datetime.now(UTC) - timedelta(minutes=1)
+    start = end - timedelta(days=days)
+    total = 0
+    with httpx.Client(timeout=60) as client:
+        for key, (spec, api_key) in pilots.items():
+            has_data = any(store.experiment_statistics(e.key).get(UNITS) for e in spec.experiments)
+            if has_data or days <= 0:
+                continue
+            events = generate(BEHAVIOURS[key], spec, start, end, HISTORY_PARTICIPANTS[key], seed=7)
+            began = time.monotonic()
+            total += post_events(client, url, api_key, events)
+            say(f"simulator posted {len(events)} events of {days} days of {key} in {time.monotonic() - began:.1f} s")
+    return total
+
+
+def start_demo(settings: Settings, url: str, *, days: int, rate: float, say: Callable[[str], None]) -> LiveCitizens:
+    """Returns the running live simulator after applying the demo pilots and posting their history."""
+    store = Store(settings.database_url)
+    pilots = prepare_demo_pilots(store)
+    say(f"pilots   {', '.join(pilots)} (specs in {EXAMPLES})")
+    backfill(url, pilots, store, days, say)
+    store.close()
+    live = LiveCitizens(url, pilots, rate)
+    live.start()
+    say(f"simulator: about {rate:g} events/s of citizens arriving live")
+    return live
+
+
+def run_simulator(settings: Settings, url: str, *, days: int, rate: float, duration: float | None) -> None:
+    """Runs the demo simulator in the foreground (for `rhizome simulate`)."""
+    live = start_demo(settings, url, days=days, rate=rate, say=print)
+    try:
+        deadline = time.monotonic() + duration if duration else None
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.stop()
+        print(f"simulator posted {live.posted} live events")

@@ -1,0 +1,166 @@
+"""The platform's processes for integration tests: ingest and workers as real subprocesses against
+the test broker and database, each test in its own topic namespace."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from experiments.specs import parse_pilot_spec
+from experiments.store import Store
+from streams.events import Topics
+from tests.support.postgres import free_port
+from tests.support.waiting import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+@dataclass
+class Stack:
+    tmp: Path
+    bootstrap: str
+    database_url: str
+    namespace: str
+    partitions: int = 4
+    grace_seconds: int = 2 * 86400
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    killed: set[int] = field(default_factory=set)
+    ingest_url: str = ""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RHIZOME_STATE_DIR=str(self.tmp / "state"),
+            RHIZOME_DATABASE_URL=self.database_url,
+            RHIZOME_KAFKA_BOOTSTRAP=self.bootstrap,
+            RHIZOME_NAMESPACE=self.namespace,
+            RHIZOME_TOPIC_PARTITIONS=str(self.partitions),
+            RHIZOME_GRACE_SECONDS=str(self.grace_seconds),
+            RHIZOME_SECRET="test-secret-not-for-production",
+            PYTHONPATH=str(ROOT),
+        )
+        env.update(extra)
+        return env
+
+    def store(self) -> Store:
+        store = Store(self.database_url)
+        store.migrate()
+        return store
+
+    def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.tmp / f"{name}-{len(self.processes)}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env(),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.processes.append(proc)
+        return proc
+
+    def start_ingest(self) -> str:
+        port = free_port()
+        self._spawn("ingest", "ingest", "--port", str(port))
+        self.ingest_url = f"http://127.0.0.1:{port}"
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(f"{self.ingest_url}/healthz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(healthy, 60, what="the ingest API to answer /healthz")
+        return self.ingest_url
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        return self._spawn("worker", "worker", "--loglevel", "warn")
+
+    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+        self.killed.add(proc.pid)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=60)
+
+    def check_alive(self) -> None:
+        """Fails the test when a process it started died on its own, showing its last log lines."""
+        for i, proc in enumerate(self.processes):
+            if proc.pid not in self.killed and proc.poll() is not None:
+                logs = sorted(self.tmp.glob(f"*-{i}.log"))
+                tail = logs[0].read_text(errors="replace").splitlines()[-25:] if logs else []
+                raise AssertionError(f"process {proc.args} exited with {proc.returncode}:\n" + "\n".join(tail))
+
+    def wait(self, check: Callable[[], T], timeout: float = 120.0, what: str = "the condition") -> T:
+        """Returns the first truthy value of `check()`, failing early when a process of the stack died."""
+
+        def guarded() -> T:
+            self.check_alive()
+            return check()
+
+        return wait_until(guarded, timeout, what=what)
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def caught_up(self) -> bool:
+        """Returns True when the workers' committed offsets reach the end of every event topic."""
+        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        try:
+            committed = admin.list_group_offsets(self.namespace).get(self.namespace, {})
+            parts = [TopicPartition(t, p) for t in Topics(self.namespace).partitioned for p in range(self.partitions)]
+            ends = consumer.end_offsets(parts)
+            return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in parts)
+        finally:
+            consumer.close()
+            admin.close()
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            env=self.env(),
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def apply(self, spec_text: str) -> str:
+        """Returns the API key of the pilot the spec creates."""
+        result = self.store().apply_pilot(parse_pilot_spec(spec_text))
+        assert result.api_key is not None
+        return result.api_key
+
+    def post(self, api_key: str, events: Sequence[dict[str, Any]], batch: int = 1000) -> int:
+        accepted = 0
+        with httpx.Client(timeout=60) as client:
+            for i in range(0, len(events), batch):
+                r = client.post(
+                    f"{self.ingest_url}/v1/events",
+                    json=list(events[i : i + batch]),
+                    headers={"Authorization": f"Bearer {api_key}"},
+                )
+                assert r.status_code == 202, r.text
+                accepted += r.json()["accepted"]
+        return accepted

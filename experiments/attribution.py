@@ -41,14 +41,35 @@ UNITS = "$units"
 #: one matters; a few more cover exposures logged before consent).
 MAX_EXPOSURES = 8
 
-#: A contribution key and its vector of sums. Keys:
-#:   ("a", experiment, metric, variant, segment): (n, sum, sum_squares, x_sum, x_sum_squares, sum_products)
-#:   ("d", day, segment): (active, new, activated)            day: days since 1970-01-01
-#:   ("r", cohort_day, week_index, segment): (participants,)  cohort_day: a Monday, days since epoch
-#:   ("f", experiment, variant, kind, bucket): (n, sum, sum_squares)   "" = all experiments
+#: A contribution key and its vector of sums. Keys (segmented ones take the segment as last element
+#: when applied, see `Contributions.expanded`):
+#:   ("a", experiment, metric, variant): (n, sum, sum_squares, x_sum, x_sum_squares, sum_products)
+#:   ("d", day): (active, new, activated)            day: days since 1970-01-01
+#:   ("r", cohort_day, week_index): (participants,)  cohort_day: a Monday, days since epoch
+#:   ("f", experiment, variant, kind, bucket): (n, sum, sum_squares)   "" = all; not segmented
 Key = tuple[Any, ...]
 Vector = tuple[float, ...]
-Contributions = dict[Key, Vector]
+SEGMENTED = frozenset({"a", "d", "r"})
+
+
+@dataclass(frozen=True, slots=True)
+class Contributions:
+    """A participant's contributions, each once, and the segments ("" = everyone) they count in."""
+
+    figures: dict[Key, Vector]
+    segments: tuple[str, ...] = ("",)
+
+    def expanded(self) -> Iterable[tuple[Key, Vector]]:
+        """Yields every (key with segment, vector) this participant adds to."""
+        for key, vec in self.figures.items():
+            if key[0] in SEGMENTED:
+                for seg in self.segments:
+                    yield (*key, seg), vec
+            else:
+                yield key, vec
+
+
+NOTHING = Contributions({}, ())
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,17 +271,17 @@ def metric_vector(metric: MetricSpec, usage: list[tuple[int, str, float | None]]
     return (1.0, x, x * x, 0.0, 0.0, 0.0)
 
 
-def _add(out: Contributions, key: Key, vec: Vector) -> None:
+def _add(out: dict[Key, Vector], key: Key, vec: Vector) -> None:
     old = out.get(key)
     out[key] = vec if old is None else tuple(a + b for a, b in zip(old, vec, strict=True))
 
 
 def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
     """Returns every figure of the pilot this participant's events add to, with their amounts."""
-    out: Contributions = {}
+    out: dict[Key, Vector] = {}
     consent = ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service")
     usage = [u for u in log.usage if consent.at(u[0])]
-    segments = [""] + [f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties]
+    segments = ("", *(f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties))
 
     variants: dict[str, str] = {}
     for key, exp in pilot.experiments.items():
@@ -279,12 +300,9 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
             continue
         t0, variant = first
         variants[key] = variant
-        for seg in segments:
-            _add(out, ("a", key, UNITS, variant, seg), (1.0, 0.0, 0.0, 0.0, 0.0, 0.0))
+        out["a", key, UNITS, variant] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for metric in exp.spec.metrics:
-            vec = metric_vector(metric, usage, t0, stop)
-            for seg in segments:
-                _add(out, ("a", key, metric.key, variant, seg), vec)
+            out["a", key, metric.key, variant] = metric_vector(metric, usage, t0, stop)
 
     if usage:
         days = sorted({day_of(u[0]) for u in usage})
@@ -293,19 +311,16 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
         activated = next((day_of(ms) for ms, a, _ in usage if a == key_action), None) if key_action else None
         cohort = monday_of(first_day)
         weeks = sorted({(d - cohort) // 7 for d in days})
-        for seg in segments:
-            for d in days:
-                _add(out, ("d", d, seg), (1.0, float(d == first_day), float(d == activated)))
-            if activated is not None and activated not in days:
-                _add(out, ("d", activated, seg), (0.0, 0.0, 1.0))
-            for w in weeks:
-                _add(out, ("r", cohort, w, seg), (1.0,))
+        for d in days:
+            out["d", d] = (1.0, float(d == first_day), float(d == activated))
+        for w in weeks:
+            out["r", cohort, w] = (1.0,)
 
     _feedback(out, log, consent, variants)
-    return out
+    return Contributions(out, segments)
 
 
-def _feedback(out: Contributions, log: PilotLog, consent: ConsentTimeline, variants: Mapping[str, str]) -> None:
+def _feedback(out: dict[Key, Vector], log: PilotLog, consent: ConsentTimeline, variants: Mapping[str, str]) -> None:
     latest: dict[str, tuple[float, float | None]] = {}
     votes: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -341,7 +356,17 @@ def _bucket(kind: str, value: float) -> str:
 
 
 def delta(old: Contributions, new: Contributions) -> Iterable[tuple[Key, Vector]]:
-    """Yields (key, new - old) for every key whose contribution changed."""
+    """Yields (key with segment, new - old) for every figure whose amount changed."""
+    if old.segments == new.segments:
+        changed = _figure_delta(old.figures, new.figures)
+        yield from Contributions(dict(changed), new.segments).expanded()
+        return
+    for key, vec in old.expanded():
+        yield key, tuple(-a for a in vec)
+    yield from new.expanded()
+
+
+def _figure_delta(old: Mapping[Key, Vector], new: Mapping[Key, Vector]) -> Iterable[tuple[Key, Vector]]:
     for key, vec in new.items():
         prev = old.get(key)
         if prev is None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from experiments import models as m
 from experiments.attribution import ExperimentRuntime, PilotRuntime, to_ms
 from experiments.registry import ExperimentSpec, ExperimentStatus, PilotSpec
-from experiments.specs import pilot_changes, plan_changes, spec_from_dict, spec_to_dict
+from experiments.specs import experiment_from_dict, pilot_changes, plan_changes, spec_from_dict, spec_to_dict
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 UNITS = "$units"
@@ -219,7 +219,7 @@ class Store:
                         f"{erow.pilot_key!r}; "
                         "experiment keys are unique across pilots"
                     )
-                old_exp = spec_from_dict_experiment(erow.spec) if erow is not None else None
+                old_exp = experiment_from_dict(erow.spec) if erow is not None else None
                 diffs = plan_changes(old_exp, exp)
                 if erow is not None and erow.status == "running":
                     locked = [c.field for c in diffs if c.locked]
@@ -363,7 +363,7 @@ class Store:
             for e in exps:
                 stopped = _aware(e.stopped_at) if e.status in ("stopped", "decided") else None
                 by_pilot[e.pilot_key][e.key] = ExperimentRuntime(
-                    spec_from_dict_experiment(e.spec),
+                    experiment_from_dict(e.spec),
                     e.status,  # type: ignore[arg-type]
                     to_ms(stopped) if stopped else None,
                 )
@@ -447,14 +447,13 @@ class Store:
         t = cast(Table, table.__table__)
         pk = [c.name for c in t.primary_key.columns]
         insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        # SQLite allows at most 32,766 bound parameters per statement.
-        chunk = max(1, 30000 // max(1, len(rows[0])))
-        for i in range(0, len(rows), chunk):
-            stmt = insert(t).values(list(rows[i : i + chunk]))
-            cols = {c: stmt.excluded[c] for c in rows[0] if c not in pk}
-            s.execute(
-                stmt.on_conflict_do_update(index_elements=pk, set_=cols) if cols else stmt.on_conflict_do_nothing()
-            )
+        stmt = insert(t)
+        cols = {c: stmt.excluded[c] for c in rows[0] if c not in pk}
+        # One statement compiled once, executed for every row (executemany / insertmanyvalues).
+        s.execute(
+            stmt.on_conflict_do_update(index_elements=pk, set_=cols) if cols else stmt.on_conflict_do_nothing(),
+            list(rows),
+        )
 
     def experiment_statistics(self, experiment: str, segment: str = "") -> dict[str, dict[str, Statistic]]:
         """Returns {metric: {variant: Statistic}} summed over partitions (`$units` included)."""
@@ -512,15 +511,10 @@ class Store:
             s.execute(update(m.Experiment).where(m.Experiment.key == key).values(updated_at=now()))
 
 
-def spec_from_dict_experiment(doc: Mapping[str, Any]) -> ExperimentSpec:
-    """Returns the experiment spec stored as JSON (inside a minimal pilot document)."""
-    return spec_from_dict({"pilot": {"key": "x", "name": "x"}, "experiments": [dict(doc)]}).experiments[0]
-
-
 def _stored(row: m.Experiment) -> StoredExperiment:
     status: ExperimentStatus = row.status  # type: ignore[assignment]
     return StoredExperiment(
-        spec_from_dict_experiment(row.spec),
+        experiment_from_dict(row.spec),
         row.pilot_key,
         status,
         _aware(row.started_at),

@@ -28,8 +28,8 @@ from streams.sink import Sink
 log = logging.getLogger("rhizome.worker")
 
 #: Most events taken from the stream at once, and the longest wait to fill a batch.
-BATCH_SIZE = 2000
-BATCH_WITHIN = 0.1
+BATCH_SIZE = 10_000
+BATCH_WITHIN = 0.25
 FLUSH_EVERY = 1.0
 REGISTRY_EVERY = 2.0
 #: Least time between two registry reloads asked for by an event naming an unknown pilot or experiment.
@@ -52,7 +52,8 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
-        stream_buffer_maxsize=8192,
+        stream_buffer_maxsize=16_384,
+        producer_linger_ms=5,
         datadir=str(datadir),
     )
     source = app.topic(
@@ -71,6 +72,7 @@ def create_app(settings: Settings) -> faust.App:
         default=None,
         partitions=settings.topic_partitions,
         key_type=bytes,
+        value_type=bytes,
         # The changelog partition of a participant is chosen from its key, like the source topics',
         # so a batch mixing partitions writes each state where its events live.
         use_partitioner=True,
@@ -85,7 +87,7 @@ def create_app(settings: Settings) -> faust.App:
         return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic in source_names}
 
     def rebuild() -> None:
-        states = ((k, ParticipantState.from_json(v)) for k, v in participants.items() if v is not None)
+        states = ((k, ParticipantState.from_bytes(v)) for k, v in participants.items() if v is not None)
         owned = active_partitions()
         read = processor.rebuild(((k.decode() if isinstance(k, bytes) else k, s) for k, s in states), owned)
         log.info("rebuilt aggregates of partitions %s from %d participants", sorted(owned), read)
@@ -135,10 +137,10 @@ def create_app(settings: Settings) -> faust.App:
             outcome = Outcome()
             for key, records in by_participant.items():
                 raw = participants.get(key)
-                state = ParticipantState.from_json(raw) if raw is not None else None
+                state = ParticipantState.from_bytes(raw) if raw is not None else None
                 new = processor.process(key.decode("utf-8", "replace"), state, records, outcome)
                 if new is not None:
-                    participants[key] = new.to_json()
+                    participants[key] = new.to_bytes()
             for value in outcome.dead_letters:
                 await dead_letters.send(key=None, value=value)
             sink.keep_texts(outcome.texts)

@@ -14,7 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from experiments.attribution import (
+    NOTHING,
     ConsentTimeline,
     Contributions,
     Key,
@@ -112,6 +115,13 @@ class ParticipantState:
             doc["e"] = self.erased_ms
         return doc
 
+    def to_bytes(self) -> bytes:
+        return orjson.dumps(self.to_json())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> ParticipantState:
+        return cls.from_json(orjson.loads(data))
+
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ParticipantState:
         return cls(
@@ -207,7 +217,7 @@ class Processor:
         for pilot_key, old in changed_pilots.items():
             pilot = self.registry.pilots.get(pilot_key)
             log = state.logs.get(pilot_key)
-            new = contributions(log, pilot) if (pilot and log) else {}
+            new = contributions(log, pilot) if (pilot and log) else NOTHING
             for key, vec in delta(old, new):
                 self.aggregates.add(partition, (pilot_key, *key), vec)
         return state if changed else None
@@ -224,7 +234,7 @@ class Processor:
     ) -> None:
         if pilot_key not in changed:
             pilot = self.registry.pilots.get(pilot_key)
-            changed[pilot_key] = contributions(log, pilot) if pilot else {}
+            changed[pilot_key] = contributions(log, pilot) if pilot else NOTHING
 
     def _apply(
         self,
@@ -349,7 +359,7 @@ class Processor:
                 pilot = self.registry.pilots.get(pilot_key)
                 if pilot is None:
                     continue
-                for key, vec in contributions(log, pilot).items():
+                for key, vec in contributions(log, pilot).expanded():
                     self.aggregates.add(state.partition, (pilot_key, *key), vec)
         for p in wanted:
             self.aggregates.dirty[p] = set(self.aggregates.sums[p])

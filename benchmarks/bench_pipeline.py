@@ -1,0 +1,257 @@
+"""Throughput and freshness of the event backbone, each figure beside a baseline from the same run.
+
+1. Ingest: events/s through `POST /v1/events` (batches of 1,000, acks=all) against a bare kafka-python
+   producer sending the same events to the same broker (acks=all).
+2. Processors: events/s of one faust worker from a full backlog to caught up, against a bare aiokafka
+   consumer that only decodes the same events from the same topics; plus the memory of the worker.
+3. Freshness: events posted at about 1,000/s; time from the POST until `rhizome results` (the store)
+   shows them: p50 and p95.
+4. Broker start time, cold (format + start) and warm.
+
+Run with `make bench` (or `python -m benchmarks.bench_pipeline`); writes bench-output/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+from aiokafka import AIOKafkaConsumer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError
+
+from experiments.settings import load_settings
+from experiments.specs import parse_pilot_spec
+from services.broker import LocalBroker
+from services.simulator.citizens import BEHAVIOURS, generate
+from streams.events import Topics, ensure_topics
+from tests.support.postgres import free_port
+from tests.support.stack import Stack
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "bench-output"
+SPEC = (ROOT / "examples" / "bike-share.yaml").read_text()
+
+
+def sample_events(participants: int, seed: int = 5) -> list[dict[str, Any]]:
+    spec = parse_pilot_spec(SPEC)
+    end = datetime.now(UTC) - timedelta(minutes=5)
+    return generate(BEHAVIOURS["bike-share"], spec, end - timedelta(days=10), end, participants, seed=seed)
+
+
+def bare_producer(bootstrap: str, topics: Topics, events: list[dict[str, Any]]) -> float:
+    """Returns events/s of a bare kafka-python producer (acks=all) sending the events."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, batch_size=256 * 1024)
+    began = time.perf_counter()
+    futures = [
+        producer.send(topics.for_type(e["type"]), key=e["participant_id"].encode(), value=orjson.dumps(e))
+        for e in events
+    ]
+    for f in futures:
+        f.get(timeout=60)
+    elapsed = time.perf_counter() - began
+    producer.close()
+    return len(events) / elapsed
+
+
+def through_ingest(url: str, api_key: str, events: list[dict[str, Any]], clients: int = 2) -> float:
+    """Returns events/s posted through the ingest API in batches of 1,000 by `clients` threads."""
+    batches = [events[i : i + 1000] for i in range(0, len(events), 1000)]
+    errors: list[str] = []
+
+    def worker(mine: list[list[dict[str, Any]]]) -> None:
+        with httpx.Client(timeout=120) as client:
+            for batch in mine:
+                r = client.post(f"{url}/v1/events", content=orjson.dumps(batch), headers={
+                    "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})  # fmt: skip
+                if r.status_code != 202:
+                    errors.append(r.text)
+
+    threads = [threading.Thread(target=worker, args=(batches[i::clients],)) for i in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    if errors:
+        raise RuntimeError(errors[0])
+    return len(events) / elapsed
+
+
+async def _bare_consume(bootstrap: str, topics: Topics, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        *topics.events, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+        enable_auto_commit=False, fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    n = 0
+    began = time.perf_counter()
+    try:
+        while n < expected:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            for records in batch.values():
+                for record in records:
+                    orjson.loads(record.value)
+                    n += 1
+    finally:
+        await consumer.stop()
+    return n / (time.perf_counter() - began)
+
+
+def group_stable(bootstrap: str, group: str) -> bool:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        described = admin.describe_groups([group]).get(group, {})
+        return described.get("group_state") == "Stable" and bool(described.get("members"))
+    except KafkaError:
+        return False
+    finally:
+        admin.close()
+
+
+def worker_throughput(stack: Stack, total: int) -> tuple[float, float]:
+    """Returns (events/s from a full backlog to caught up, worker RSS in MiB at the end)."""
+    worker = stack.start_worker()
+    stack.wait(lambda: group_stable(stack.bootstrap, stack.namespace), 120, what="the worker to join its group")
+    began = time.perf_counter()
+    stack.wait(stack.caught_up, 1800, what="the worker to catch up")
+    elapsed = time.perf_counter() - began
+    rss = psutil.Process(worker.pid).memory_info().rss / 2**20
+    return total / elapsed, rss
+
+
+def freshness(stack: Stack, api_key: str, seconds: float = 20.0, rate: float = 1000.0) -> list[float]:
+    """Returns the latencies (s) from POST to visible in the store, for batches posted at `rate` events/s."""
+    store = stack.store()
+    batch_size = 100
+    period = batch_size / rate
+    posted: list[tuple[float, int]] = []
+    seen: dict[int, float] = {}
+    stop = threading.Event()
+    total_units = 0
+
+    def poll() -> None:
+        baseline = units_now()
+        give_up = float("inf")
+        while len(seen) < len(posted) or not stop.is_set():
+            units = units_now() - baseline
+            now = time.perf_counter()
+            for i, (_, cumulative) in enumerate(posted):
+                if i not in seen and units >= cumulative:
+                    seen[i] = now
+            if stop.is_set():
+                give_up = min(give_up, now + 60)
+                if now > give_up:
+                    break
+            time.sleep(0.05)
+
+    def units_now() -> int:
+        return sum(s.n for s in store.experiment_statistics("onboarding-v2").get("$units", {}).values())
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    spec = parse_pilot_spec(SPEC)
+    began = time.perf_counter()
+    n = 0
+    with httpx.Client(timeout=30) as client:
+        while time.perf_counter() - began < seconds:
+            tick = time.perf_counter()
+            events = []
+            for _ in range(batch_size // 2):
+                n += 1
+                pid = f"fresh-{uuid.uuid4().hex[:12]}"
+                at = datetime.now(UTC)
+                events.append(_event("consent", spec.key, pid, {"granted": True, "scope": "usage"}, at))
+                events.append(
+                    _event("exposure", spec.key, pid, {"experiment": "onboarding-v2", "variant": "control"}, at)
+                )
+            r = client.post(
+                f"{stack.ingest_url}/v1/events", json=events, headers={"Authorization": f"Bearer {api_key}"}
+            )
+            assert r.status_code == 202, r.text
+            total_units += batch_size // 2
+            posted.append((tick, total_units))
+            time.sleep(max(0.0, period - (time.perf_counter() - tick)))
+    stop.set()
+    poller.join()
+    return [seen[i] - t for i, (t, _) in enumerate(posted) if i in seen]
+
+
+def _event(kind: str, pilot: str, pid: str, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
+    from streams.events import new_event
+
+    return new_event(kind, pilot, pid, payload, occurred_at=at, source="bench")  # type: ignore[arg-type]
+
+
+def broker_start_times(tmp: Path) -> dict[str, float]:
+    settings = replace(load_settings({"RHIZOME_STATE_DIR": str(tmp / "broker-timing")}), kafka_port=free_port())
+    broker = LocalBroker(settings)
+    cold = broker.start()
+    broker.stop()
+    warm = broker.start()
+    broker.stop()
+    return {"cold_s": round(cold, 2), "warm_s": round(warm, 2)}
+
+
+def main() -> dict[str, Any]:
+    OUT.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="rhizome-bench-"))
+    results: dict[str, Any] = {"broker_start": broker_start_times(tmp)}
+    settings = replace(load_settings({"RHIZOME_STATE_DIR": str(tmp / "kafka")}), kafka_port=free_port())
+    broker = LocalBroker(settings)
+    broker.start()
+    try:
+        events = sample_events(4000)
+        results["events"] = len(events)
+
+        # 1. ingest vs bare producer, each into its own namespace
+        raw_topics = Topics(f"raw{uuid.uuid4().hex[:8]}")
+        ensure_topics(broker.bootstrap, raw_topics, 4)
+        raw_rate = bare_producer(broker.bootstrap, raw_topics, events)
+        stack = Stack(tmp / "ingest", broker.bootstrap, f"sqlite:///{tmp}/ingest.db", f"b{uuid.uuid4().hex[:8]}")
+        (tmp / "ingest").mkdir()
+        try:
+            key = stack.apply(SPEC)
+            stack.start_ingest()
+            ensure_topics(broker.bootstrap, Topics(stack.namespace), 4)
+            ingest_rate = through_ingest(stack.ingest_url, key, events)
+            print("ingest", ingest_rate, "bare", raw_rate, flush=True)
+            results["ingest"] = {"ingest_api_events_per_s": round(ingest_rate), "bare_producer_events_per_s": round(raw_rate),
+                                 "ratio": round(ingest_rate / raw_rate, 2)}  # fmt: skip
+
+            # 2. processors: the ingest namespace now holds the backlog
+            bare = asyncio.run(_bare_consume(broker.bootstrap, Topics(stack.namespace), len(events)))
+            rate, rss = worker_throughput(stack, len(events))
+            results["processors"] = {"worker_events_per_s": round(rate), "bare_aiokafka_events_per_s": round(bare),
+                                     "ratio": round(rate / bare, 3), "worker_rss_mib": round(rss)}  # fmt: skip
+
+            # 3. freshness at ~1,000 events/s on the running stack
+            lat = sorted(freshness(stack, key))
+            results["freshness"] = {
+                "batches": len(lat),
+                "p50_s": round(statistics.median(lat), 2),
+                "p95_s": round(lat[int(0.95 * (len(lat) - 1))], 2),
+            }
+        finally:
+            stack.stop()
+    finally:
+        broker.stop()
+    (OUT / "pipeline.json").write_text(json.dumps(results, indent=2))
+    return results
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=2))

@@ -1,0 +1,275 @@
+"""The stream processor's core, without Kafka: exact in any order, batching and redelivery."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from experiments.attribution import ExperimentRuntime, PilotRuntime, to_ms
+from experiments.specs import parse_pilot_spec
+from services.simulator.truth import expected
+from streams.events import dead_letter, encode_erasure, new_event
+from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
+
+SPEC = """
+pilot: {key: lab, name: Lab, consent: required, segments: [district], key_action: buy}
+experiments:
+  - key: exp
+    variants: {a: 0.5, b: 0.5}
+    metrics:
+      - {key: bought, type: proportion, action: buy, window_days: 2}
+      - {key: spent, type: mean, action: buy, window_days: 2, covariate_days: 1}
+      - {key: per_visit, type: ratio, action: buy, denominator: visit, window_days: 2}
+      - {key: back, type: retention, action: "*", week: 0}
+    primary: bought
+"""
+PILOT = parse_pilot_spec(SPEC)
+NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
+ERASURE_TOPIC = "ns.erasure"
+
+
+def registry(status: str = "running", stopped: datetime | None = None) -> Registry:
+    exp = PILOT.experiments[0]
+    runtime = ExperimentRuntime(exp, status, to_ms(stopped) if stopped else None)  # type: ignore[arg-type]
+    return Registry.of({"lab": PilotRuntime(PILOT, {"exp": runtime})})
+
+
+def processor(reg: Registry | None = None, grace_days: float = 30) -> Processor:
+    return Processor(
+        reg or registry(), grace_ms=int(grace_days * 86_400_000), clock=lambda: NOW.timestamp() + 86_400 * 30
+    )
+
+
+def run(
+    proc: Processor, events: list[dict[str, Any]], batch: int = 50, states: dict[str, Any] | None = None
+) -> Outcome:
+    """Feeds the events in batches grouped by participant, like the faust agent; returns the outcome."""
+    states = {} if states is None else states
+    outcome = Outcome()
+    for i in range(0, len(events), batch):
+        groups: dict[str, list[Incoming]] = defaultdict(list)
+        for offset, ev in enumerate(events[i : i + batch]):
+            topic = f"ns.{ev['type']}" if "type" in ev else ERASURE_TOPIC
+            value = orjson.dumps(ev) if "type" in ev else encode_erasure(ev["participant_id"], ev["at"])
+            groups[ev["participant_id"]].append(Incoming.decoded(value, topic, 0, i + offset, ERASURE_TOPIC))
+        for pid, recs in groups.items():
+            raw = states.get(pid)
+            new = proc.process(pid, ParticipantState.from_json(raw) if raw else None, recs, outcome)
+            if new is not None:
+                states[pid] = orjson.loads(orjson.dumps(new.to_json()))
+    return outcome
+
+
+def store_view(proc: Processor) -> dict[tuple[str, str, str], tuple[float, ...]]:
+    """Returns {(metric, variant, segment): sums} of experiment `exp` summed over partitions."""
+    out: dict[tuple[str, str, str], list[float]] = defaultdict(lambda: [0.0] * 6)
+    for part in proc.aggregates.sums.values():
+        for key, vec in part.items():
+            if key[1] == "a" and key[2] == "exp":
+                acc = out[(key[3], key[4], key[5])]
+                for i, v in enumerate(vec):
+                    acc[i] += v
+    return {k: tuple(v) for k, v in out.items() if v[0] != 0 or any(v)}
+
+
+def assert_matches_truth(proc: Processor, events: list[dict[str, Any]]) -> None:
+    truth = expected(events, PILOT).statistics.get("exp", {})
+    view = store_view(proc)
+    want = {(m, v, ""): vec for m, by_v in truth.items() for v, vec in by_v.items()}
+    got = {k: v for k, v in view.items() if k[2] == ""}
+    assert set(got) == set(want)
+    for key, vec in want.items():
+        assert got[key] == pytest.approx(vec, abs=1e-9), key
+
+
+def ev(kind: str, pid: str, payload: dict[str, Any], hours: float) -> dict[str, Any]:
+    return new_event(kind, "lab", pid, payload, occurred_at=NOW + timedelta(hours=hours))  # type: ignore[arg-type]
+
+
+def test_metric_values_of_one_participant() -> None:
+    events = [
+        ev("consent", "p1", {"granted": True}, -30),
+        ev("usage", "p1", {"action": "buy", "value": 4.0, "properties": {"district": "north"}}, -10),  # pre-period
+        ev("exposure", "p1", {"experiment": "exp", "variant": "b"}, 0),
+        ev("usage", "p1", {"action": "visit"}, 1),
+        ev("usage", "p1", {"action": "visit"}, 2),
+        ev("usage", "p1", {"action": "buy", "value": 10.0}, 3),
+        ev("usage", "p1", {"action": "buy", "value": 5.0}, 47.9),
+        ev("usage", "p1", {"action": "buy", "value": 99.0}, 48.1),  # after the 2-day window
+    ]
+    proc = processor()
+    run(proc, events)
+    view = store_view(proc)
+    assert view[("$units", "b", "")][0] == 1
+    assert view[("bought", "b", "")][:3] == (1, 1, 1)
+    # mean with CUPED covariate: x = 15, pre = 4
+    assert view[("spent", "b", "")] == (1, 15, 225, 4, 16, 60)
+    # ratio: buys' value over visits' count
+    assert view[("per_visit", "b", "")] == (1, 15, 225, 2, 4, 30)
+    assert view[("back", "b", "")][:2] == (1, 1)
+    assert view[("bought", "b", "district:north")][:2] == (1, 1)
+    assert_matches_truth(proc, events)
+
+
+def test_consent_gates_counting_from_that_moment_on() -> None:
+    events = [
+        ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 0),  # before consent: not counted
+        ev("consent", "p1", {"granted": True}, 1),
+        ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 2),  # first counted exposure
+        ev("usage", "p1", {"action": "buy", "value": 3.0}, 3),
+        ev("consent", "p1", {"granted": False}, 4),
+        ev("usage", "p1", {"action": "buy", "value": 100.0}, 5),  # after withdrawal: not counted
+        ev("exposure", "p2", {"experiment": "exp", "variant": "b"}, 0),  # never consents
+        ev("usage", "p2", {"action": "buy", "value": 7.0}, 1),
+    ]
+    proc = processor()
+    run(proc, list(reversed(events)))
+    view = store_view(proc)
+    assert view[("$units", "a", "")][0] == 1
+    assert ("$units", "b", "") not in view
+    assert view[("spent", "a", "")][1] == 3.0
+    assert_matches_truth(proc, events)
+
+
+def test_redelivery_changes_nothing_and_counts_duplicates() -> None:
+    events = [ev("consent", "p1", {"granted": True}, 0), ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 1)]
+    proc = processor()
+    run(proc, events)
+    states: dict[str, Any] = {}
+    proc2 = processor()
+    run(proc2, events, states=states)
+    before = store_view(proc2)
+    outcome = run(proc2, events, states=states)
+    assert outcome.duplicates == 2 and outcome.applied == 0
+    assert store_view(proc2) == before == store_view(proc)
+
+
+def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None:
+    proc = processor(grace_days=1)
+    outcome = run(
+        proc,
+        [
+            ev("consent", "p1", {"granted": True}, 0),
+            ev("exposure", "p1", {"experiment": "nope", "variant": "a"}, 1),
+            ev("exposure", "p1", {"experiment": "exp", "variant": "zz"}, 1),
+            ev("usage", "p2", {"action": "buy"}, 100),
+            ev("usage", "p3", {"action": "buy"}, 100 - 25),  # 25 h older than the newest: beyond the grace
+            ev("usage", "p4", {"action": "buy"}, 100 - 23),  # within the grace: counted
+        ],
+        batch=1,
+    )
+    letters = [orjson.loads(d) for d in outcome.dead_letters]
+    assert [(d["field"], d["reason"].split(" ")[0]) for d in letters] == [
+        ("payload.experiment", "unknown"),
+        ("payload.variant", "variant"),
+        ("occurred_at", "late"),
+    ]
+    assert letters[0]["event"]["payload"]["experiment"] == "nope"
+    assert outcome.applied == 3
+
+
+def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:
+    proc = processor()
+    outcome = Outcome()
+    bad = {**ev("usage", "p1", {"action": "buy"}, 0), "payload": {"action": "buy", "value": "x"}}
+    recs = [
+        Incoming.decoded(b"not json", "ns.usage", 0, 0, ERASURE_TOPIC),
+        Incoming.decoded(orjson.dumps(bad), "ns.usage", 0, 1, ERASURE_TOPIC),
+    ]
+    proc.process("p1", None, recs, outcome)
+    letters = [orjson.loads(d) for d in outcome.dead_letters]
+    assert letters[0]["event"] == "not json" and "not valid JSON" in letters[0]["reason"]
+    assert letters[1]["field"] == "payload.value" and letters[1]["offset"] == 1
+
+
+def test_erasure_gives_the_aggregates_computed_without_the_participant() -> None:
+    rng = random.Random(3)
+    events = random_events(rng, participants=6, per_participant=8)
+    victim = events[0]["participant_id"]
+    states: dict[str, Any] = {}
+    proc = processor()
+    run(proc, events, states=states)
+    run(proc, [{"participant_id": victim, "at": NOW + timedelta(days=20)}], states=states)
+    without = [e for e in events if e["participant_id"] != victim]
+    assert_matches_truth(proc, without)
+    assert states[victim]["l"] == {}
+    # Replaying the victim's old events never counts them again.
+    run(proc, [e for e in events if e["participant_id"] == victim], states=states)
+    assert_matches_truth(proc, without)
+
+
+def test_stopped_experiment_keeps_its_figures_and_ignores_later_exposures() -> None:
+    events = [
+        ev("consent", "p1", {"granted": True}, 0),
+        ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 1),
+        ev("consent", "p2", {"granted": True}, 0),
+        ev("exposure", "p2", {"experiment": "exp", "variant": "b"}, 10),
+    ]
+    proc = processor(registry("stopped", NOW + timedelta(hours=5)))
+    run(proc, events)
+    view = store_view(proc)
+    assert view[("$units", "a", "")][0] == 1
+    assert ("$units", "b", "") not in view
+
+
+def test_rebuild_from_states_equals_incremental_aggregates() -> None:
+    rng = random.Random(5)
+    events = random_events(rng, participants=10, per_participant=10)
+    states: dict[str, Any] = {}
+    proc = processor()
+    run(proc, events, states=states)
+    rebuilt = processor()
+    rebuilt.rebuild(((pid, ParticipantState.from_json(doc)) for pid, doc in states.items()), [0])
+    incremental, recomputed = store_view(proc), store_view(rebuilt)
+    assert set(recomputed) == set(incremental)
+    for key, vec in incremental.items():
+        assert recomputed[key] == pytest.approx(vec, abs=1e-9), key
+
+
+def random_events(rng: random.Random, participants: int, per_participant: int) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for p in range(participants):
+        pid = f"p{p}"
+        for _ in range(per_participant):
+            hours = rng.uniform(-30, 80)
+            kind = rng.choice(["consent", "exposure", "usage", "usage", "usage", "feedback"])
+            if kind == "consent":
+                payload: dict[str, Any] = {"granted": rng.random() < 0.8}
+            elif kind == "exposure":
+                payload = {"experiment": "exp", "variant": rng.choice(["a", "b"])}
+            elif kind == "usage":
+                props = {"district": rng.choice(["n", "s"])} if rng.random() < 0.5 else {}
+                payload = {
+                    "action": rng.choice(["buy", "visit"]),
+                    "value": rng.choice([None, 1.5, 2.0]),
+                    "properties": props,
+                }
+            else:
+                payload = {"kind": "nps", "score": rng.randint(0, 10)}
+            events.append(ev(kind, pid, payload, round(hours, 3)))
+    return events
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 40), duplicates=st.floats(0, 0.5))
+def test_any_order_batching_and_redelivery_give_the_ground_truth(seed: int, batch: int, duplicates: float) -> None:
+    rng = random.Random(seed)
+    events = random_events(rng, participants=5, per_participant=rng.randint(1, 12))
+    delivered = events + [e for e in events if rng.random() < duplicates]
+    rng.shuffle(delivered)
+    proc = processor()
+    run(proc, delivered, batch=batch)
+    assert_matches_truth(proc, events)
+
+
+def test_dead_letter_record_keeps_where_it_came_from() -> None:
+    record = orjson.loads(dead_letter("why", "payload.x", b'{"a": 1}', topic="t", partition=2, offset=9))
+    assert record == {"reason": "why", "field": "payload.x", "at": record["at"], "topic": "t", "partition": 2,
+                      "offset": 9, "event": {"a": 1}}  # fmt: skip

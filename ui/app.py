@@ -1,36 +1,41 @@
-"""The Rhizome console (Streamlit): `rhizome console`, or `streamlit run ui/app.py`."""
+"""The Rhizome decision console (Streamlit): `rhizome console`, or `streamlit run ui/app.py`.
+
+Until someone signs in, the sign-in page is the only page registered with `st.navigation`, so no
+other page can be reached by its address; each role then gets the pages it may use (`ui.auth`).
+"""
 
 from __future__ import annotations
 
-import pandas as pd
+from pathlib import Path
+
 import streamlit as st
 
-from experiments.results import experiment_results
-from experiments.settings import load_settings
-from experiments.store import Store
+from ui import auth
 
+PAGES = Path(__file__).with_name("pages")
 
-@st.cache_resource
-def store() -> Store:
-    return Store(load_settings().database_url)
+st.set_page_config(page_title="Rhizome console", page_icon="🌱", layout="wide")
 
-
-st.set_page_config(page_title="Rhizome", layout="wide")
-st.title("Rhizome — pilots")
-db = store()
-pilots = db.pilots()
-if not pilots:
-    st.info("No pilot yet: apply a spec with `rhizome pilot apply FILE.yaml`.")
-for pilot in pilots:
-    st.header(f"{pilot.name} ({pilot.key})")
-    st.caption(f"stage {pilot.stage} · consent {pilot.consent}")
-    for stored in db.experiments(pilot.key):
-        results = experiment_results(db, stored.spec.key)
-        st.subheader(f"{stored.spec.key} — {stored.status}")
-        rows = []
-        for variant, v in results["variants"].items():
-            row: dict[str, object] = {"variant": variant, "participants": v["units"]}
-            for metric, m in results["metrics"].items():
-                row[metric] = m["data"][variant].get("sum")
-            rows.append(row)
-        st.dataframe(pd.DataFrame(rows), hide_index=True)
+account = auth.current_account()
+if account is None:
+    page = st.navigation([st.Page(auth.sign_in_page, title="Sign in", url_path="sign-in")], position="hidden")
+else:
+    decisions = [
+        st.Page(PAGES / "portfolio.py", title="Portfolio", icon="🗂️", url_path="portfolio", default=True),
+        st.Page(PAGES / "board.py", title="Decision board", icon="⚖️", url_path="board"),
+    ]
+    evidence = [
+        st.Page(PAGES / "pilot.py", title="Pilot", icon="📈", url_path="pilot"),
+        st.Page(PAGES / "experiment.py", title="Experiment", icon="🧪", url_path="experiment"),
+        st.Page(PAGES / "voice.py", title="Citizens' voice", icon="💬", url_path="voice"),
+    ]
+    sections = {"Decisions": decisions, "Evidence": evidence}
+    if auth.allowed(account, "manage"):
+        sections["Lab"] = [st.Page(PAGES / "admin.py", title="Admin", icon="🛠️", url_path="admin")]
+    page = st.navigation(sections)
+    with st.sidebar:
+        st.caption(f"Signed in as **{account.username}** ({account.role})")
+        if st.button("Sign out", key="sign_out"):
+            auth.sign_out()
+            st.rerun()
+page.run()

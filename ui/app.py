@@ -2,6 +2,8 @@
 
 Until someone signs in, the sign-in page is the only page registered with `st.navigation`, so no
 other page can be reached by its address; each role then gets the pages it may use (`ui.auth`).
+The pages' URL paths differ from their file names on purpose: Streamlit hashes both the same way,
+and a `pages/` file whose name equals a URL path would be taken for a legacy page of that name.
 """
 
 from __future__ import annotations
@@ -21,17 +23,17 @@ if account is None:
     page = st.navigation([st.Page(auth.sign_in_page, title="Sign in", url_path="sign-in")], position="hidden")
 else:
     decisions = [
-        st.Page(PAGES / "portfolio.py", title="Portfolio", icon="🗂️", url_path="portfolio", default=True),
-        st.Page(PAGES / "board.py", title="Decision board", icon="⚖️", url_path="board"),
+        st.Page(PAGES / "portfolio.py", title="Portfolio", icon="🗂️", url_path="overview", default=True),
+        st.Page(PAGES / "board.py", title="Decision board", icon="⚖️", url_path="decision-board"),
     ]
     evidence = [
-        st.Page(PAGES / "pilot.py", title="Pilot", icon="📈", url_path="pilot"),
-        st.Page(PAGES / "experiment.py", title="Experiment", icon="🧪", url_path="experiment"),
-        st.Page(PAGES / "voice.py", title="Citizens' voice", icon="💬", url_path="voice"),
+        st.Page(PAGES / "pilot.py", title="Pilot", icon="📈", url_path="pilots"),
+        st.Page(PAGES / "experiment.py", title="Experiment", icon="🧪", url_path="experiments"),
+        st.Page(PAGES / "voice.py", title="Citizens' voice", icon="💬", url_path="citizens-voice"),
     ]
     sections = {"Decisions": decisions, "Evidence": evidence}
     if auth.allowed(account, "manage"):
-        sections["Lab"] = [st.Page(PAGES / "admin.py", title="Admin", icon="🛠️", url_path="admin")]
+        sections["Lab"] = [st.Page(PAGES / "admin.py", title="Admin", icon="🛠️", url_path="lab-admin")]
     page = st.navigation(sections)
     with st.sidebar:
         st.caption(f"Signed in as **{account.username}** ({account.role})")

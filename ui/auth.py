@@ -74,4 +74,5 @@ def sign_in_page() -> None:
 
 def sign_out() -> None:
     """Forgets the session's account and everything the session selected."""
-    st.session_state.clear()
+    for key in list(st.session_state):
+        del st.session_state[key]

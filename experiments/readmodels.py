@@ -41,7 +41,7 @@ from experiments.specs import experiment_from_dict, spec_from_dict
 from experiments.stats import analyze_dict
 from experiments.stats.power import days_to_reach
 from experiments.stats.result import REPORTED_FIELDS
-from experiments.store import UNITS, Statistic, Store, StoredExperiment
+from experiments.store import UNITS, Statistic, Store, StoredExperiment, canonical_json
 
 #: The exposure rate is measured over this many most recent days (fewer when the experiment is younger).
 EXPOSURE_WINDOW_DAYS = 7
@@ -74,6 +74,22 @@ def _statistic(values: Sequence[Any]) -> Statistic:
 # --- pilots and experiments ---------------------------------------------------------------------
 
 
+#: Pilot specs already parsed, by the exact JSON they were parsed from (parsing is the slow part).
+_PARSED: dict[bytes, PilotSpec] = {}
+_PARSED_LIMIT = 4096
+
+
+def _parsed(document: dict[str, Any]) -> PilotSpec:
+    """Returns the spec of a pilot document, parsed once per distinct document."""
+    text = canonical_json(document)
+    spec = _PARSED.get(text)
+    if spec is None:
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.clear()
+        spec = _PARSED[text] = spec_from_dict(document)
+    return spec
+
+
 def pilot_specs(store: Store) -> dict[str, PilotSpec]:
     """Returns every pilot's spec with its experiments, by key, in two queries."""
     with store.engine.connect() as conn:
@@ -84,20 +100,34 @@ def pilot_specs(store: Store) -> dict[str, PilotSpec]:
     by_pilot: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for pilot_key, spec in experiments:
         by_pilot[pilot_key].append(spec)
-    return {key: spec_from_dict({**spec, "experiments": by_pilot.get(key, [])}) for key, spec in pilots}
+    return {key: _parsed({**spec, "experiments": by_pilot.get(key, [])}) for key, spec in pilots}
 
 
-def stored_experiments(store: Store, pilot: str | None = None) -> tuple[StoredExperiment, ...]:
-    """Returns the experiments (of one pilot, or all) with status and dates, in creation order."""
+def stored_experiments(
+    store: Store, pilot: str | None = None, *, specs: Mapping[str, PilotSpec] | None = None
+) -> tuple[StoredExperiment, ...]:
+    """Returns the experiments (of one pilot, or all) with status and dates, in creation order.
+
+    With `specs` (from `pilot_specs`), each experiment's spec is taken from its pilot's instead of
+    being parsed again.
+    """
     e = m.Experiment
-    q = select(e.spec, e.pilot_key, e.status, e.started_at, e.stopped_at).order_by(e.pilot_key, e.created_at, e.key)
+    q = select(e.key, e.spec, e.pilot_key, e.status, e.started_at, e.stopped_at).order_by(
+        e.pilot_key, e.created_at, e.key
+    )
     if pilot is not None:
         q = q.where(e.pilot_key == pilot)
     with store.engine.connect() as conn:
         rows = conn.execute(q).all()
     return tuple(
-        StoredExperiment(experiment_from_dict(spec), pilot_key, status, as_utc(started), as_utc(stopped))
-        for spec, pilot_key, status, started, stopped in rows
+        StoredExperiment(
+            specs[pilot_key].experiment(key) if specs is not None else experiment_from_dict(spec),
+            pilot_key,
+            status,
+            as_utc(started),
+            as_utc(stopped),
+        )
+        for key, spec, pilot_key, status, started, stopped in rows
     )
 
 
@@ -693,6 +723,26 @@ def pilot_evidence(store: Store, pilot: PilotSpec) -> PilotEvidence:
     return PilotEvidence(adoption, voice, forecast, build_scorecard(pilot, adoption, voice, forecast=forecast))
 
 
+def _judged(
+    pilot: PilotSpec,
+    experiment: ExperimentSpec,
+    results: Mapping[str, Any],
+    exposure: Exposure,
+    scorecard: Scorecard | None,
+) -> Recommendation:
+    """Returns `decisions.recommend` on a results document (scorecard None: the evidence alone)."""
+    return recommend(
+        pilot,
+        experiment,
+        comparisons(results),
+        units=units_of(results),
+        units_per_day=exposure.units_per_day,
+        srm_mismatch=bool(results["analysis"]["srm"]["mismatch"]),
+        scorecard=scorecard,
+        days_running=exposure.days_running,
+    )
+
+
 def recommendation(
     pilot: PilotSpec,
     experiment: ExperimentSpec,
@@ -702,21 +752,68 @@ def recommendation(
 ) -> Recommendation:
     """Returns the recommendation of `decisions.recommend`, asking for the scorecard only when the
     evidence alone says go (rule 6: the scorecard can only turn go into iterate)."""
+    first = _judged(pilot, experiment, results, exposure, None)
+    return _judged(pilot, experiment, results, exposure, scorecard()) if first.outcome == "go" else first
 
-    def judged(card: Scorecard | None) -> Recommendation:
-        return recommend(
-            pilot,
-            experiment,
-            comparisons(results),
-            units=units_of(results),
-            units_per_day=exposure.units_per_day,
-            srm_mismatch=bool(results["analysis"]["srm"]["mismatch"]),
-            scorecard=card,
-            days_running=exposure.days_running,
+
+def _outcome_scorecards(store: Store, pilots: Sequence[PilotSpec]) -> dict[str, Scorecard]:
+    """Returns the pilots' scorecards as far as the go / iterate outcome needs them, in a few queries.
+
+    Only criteria with a target decide the outcome (`Scorecard.unmet`), so what has none is left
+    out: the themes and ideas of the citizens' voice, and the Bass fit unless the rules set a
+    minimum adopters forecast. The board's page builds the full scorecard (`pilot_evidence`).
+    """
+    keys = [p.key for p in pilots]
+    d, f = m.DailyAdoption, m.FeedbackStat
+    adoption_q = (
+        select(d.pilot_key, d.segment, func.sum(d.new), func.max(d.day))
+        .where(d.pilot_key.in_(keys))
+        .group_by(d.pilot_key, d.segment)
+    )
+    feedback_q = (
+        select(f.pilot_key, f.kind, f.bucket, func.sum(f.n), func.sum(f.sum), func.sum(f.sum_squares))
+        .where(f.pilot_key.in_(keys), f.experiment_key == "", f.variant == "", f.kind != "vote")
+        .group_by(f.pilot_key, f.kind, f.bucket)
+    )
+    totals: dict[str, dict[str, tuple[int, date]]] = defaultdict(dict)
+    feedback: dict[str, list[tuple[str, str, int, float, float]]] = defaultdict(list)
+    with store.engine.connect() as conn:
+        for key, segment, n, last in conn.execute(adoption_q):
+            totals[key][segment] = (int(n or 0), last)
+        for key, kind, bucket, n, total, squares in conn.execute(feedback_q):
+            feedback[key].append((kind, bucket, int(n or 0), float(total or 0), float(squares or 0)))
+    cards = {}
+    for pilot in pilots:
+        counts = totals.get(pilot.key, {})
+        whole = counts.get("", (0, None))
+        age = 0.0 if whole[1] is None or pilot.start is None else float((whole[1] - pilot.start).days + 1)
+        segments = [(seg.partition(":")[0], seg.partition(":")[2], n) for seg, (n, _) in sorted(counts.items()) if seg]
+        adoption = AdoptionSummary(
+            active_participants=whole[0],
+            pilot_age_days=age,
+            active_by_district=tuple((value, n) for name, value, n in segments if name == "district"),
+            active_by_segment=tuple(item for item in segments if item[0] != "district"),
         )
-
-    first = judged(None)
-    return judged(scorecard()) if first.outcome == "go" else first
+        forecast = None
+        if pilot.decision.min_adopters_forecast is not None:
+            adoption = adoption_summary(store, pilot)
+            forecast = adoption_forecast(pilot, adoption)
+        else:
+            forecast = BassFit(None, None, None, None, 0, None, 0.95, "not fitted: the rules set no adopters target")
+        figures = _figures(feedback.get(pilot.key, ()))
+        voice = VoiceSummary(
+            nps=figures.nps,
+            nps_respondents=figures.promoters + figures.passives + figures.detractors,
+            sus_mean=figures.sus.mean,
+            sus_respondents=figures.sus.respondents,
+            rating=figures.rating,
+            comment_count=figures.comments,
+            idea_count=figures.ideas,
+            themes=(),
+            top_ideas=(),
+        )
+        cards[pilot.key] = build_scorecard(pilot, adoption, voice, forecast=forecast)
+    return cards
 
 
 class PortfolioExperiment(NamedTuple):
@@ -754,11 +851,13 @@ def latest_decisions(store: Store) -> dict[str, str]:
 def portfolio(store: Store, *, as_of: datetime | None = None) -> tuple[PortfolioRow, ...]:
     """Returns every pilot with its experiments' status, recommendation and latest decision.
 
-    Drafts carry no recommendation (nothing is measured yet).
+    Drafts carry no recommendation (nothing is measured yet). The scorecards of the pilots with
+    an experiment the evidence says go are built in a batch, with what the outcome needs only
+    (`_outcome_scorecards`).
     """
     now = as_of or datetime.now(UTC)
     specs = pilot_specs(store)
-    experiments = stored_experiments(store)
+    experiments = stored_experiments(store, specs=specs)
     statistics = experiment_statistics(store)
     updated = last_updates(store)
     results = {
@@ -768,25 +867,22 @@ def portfolio(store: Store, *, as_of: datetime | None = None) -> tuple[Portfolio
     }
     rates = exposures(store, experiments, {k: sum(units_of(r).values()) for k, r in results.items()}, as_of=now)
     decided = latest_decisions(store)
-    evidence: dict[str, Scorecard] = {}
-
-    def scorecard_of(pilot: PilotSpec) -> Callable[[], Scorecard]:
-        def build() -> Scorecard:
-            if pilot.key not in evidence:
-                evidence[pilot.key] = pilot_evidence(store, pilot).scorecard
-            return evidence[pilot.key]
-
-        return build
-
+    verdicts = {
+        key: _judged(specs[e.pilot_key], e.spec, results[key], rates[key], None)
+        for e in experiments
+        if (key := e.spec.key) in results
+    }
+    going = sorted(
+        {e.pilot_key for e in experiments if e.spec.key in verdicts and verdicts[e.spec.key].outcome == "go"}
+    )
+    cards = _outcome_scorecards(store, [specs[key] for key in going])
     by_pilot: dict[str, list[PortfolioExperiment]] = defaultdict(list)
     for e in experiments:
         key = e.spec.key
         doc = results.get(key)
-        advice = (
-            None
-            if doc is None
-            else recommendation(specs[e.pilot_key], e.spec, doc, rates[key], scorecard_of(specs[e.pilot_key]))
-        )
+        advice = verdicts.get(key)
+        if advice is not None and advice.outcome == "go":
+            advice = _judged(specs[e.pilot_key], e.spec, results[key], rates[key], cards[e.pilot_key])
         by_pilot[e.pilot_key].append(
             PortfolioExperiment(
                 key,

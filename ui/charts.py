@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import altair as alt
 import pandas as pd
+import streamlit as st
 
 from experiments.adoption import RetentionMatrix
 from experiments.readmodels import AdoptionDay, MonitoringPoint, Reach, VoiceFigures
@@ -20,7 +21,14 @@ __all__ = [
     "rating_chart",
     "reach_chart",
     "retention_heatmap",
+    "show",
 ]
+
+
+def show(chart: AnyChart) -> None:
+    """Draws a chart across the page's width. Its specification is built by this module from typed
+    records, so Altair's schema validation (a good part of the drawing time) is left to the tests."""
+    st.vega_lite_chart(chart.to_dict(validate=False), width="stretch")
 
 
 def daily_activity_chart(series: Sequence[AdoptionDay]) -> AnyChart:

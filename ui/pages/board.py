@@ -69,7 +69,7 @@ for row in ev.comparisons:
     st.markdown(f"- **{roles.get(row.metric, 'secondary')}**: {said.text}")
 left, right = st.columns(2)
 with left:
-    st.altair_chart(
+    charts.show(
         charts.forest_chart(
             ev.comparisons,
             roles,
@@ -77,12 +77,11 @@ with left:
             alpha=plan.alpha,
             engine=plan.engine,
             minimum_effect=ev.pilot.decision.minimum_effect,
-        ),
-        width="stretch",
+        )
     )
 with right:
     cumulative = [(float(day), n) for day, n in ev.evidence.adoption.cumulative_adopters]
-    st.altair_chart(charts.adoption_chart(cumulative, ev.forecast), width="stretch")
+    charts.show(charts.adoption_chart(cumulative, ev.forecast))
 
 st.subheader("Scorecard")
 for column, axis in zip(st.columns(3), ev.evidence.scorecard, strict=True):

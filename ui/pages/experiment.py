@@ -131,7 +131,7 @@ st.caption(
 left, right = st.columns(2)
 with left:
     st.subheader("Forest plot")
-    st.altair_chart(
+    charts.show(
         charts.forest_chart(
             rows,
             roles,
@@ -139,8 +139,7 @@ with left:
             alpha=plan.alpha,
             engine=plan.engine,
             minimum_effect=ev.pilot.decision.minimum_effect,
-        ),
-        width="stretch",
+        )
     )
 with right:
     st.subheader("Sequential monitoring")
@@ -152,14 +151,13 @@ with right:
     )
     looks = data.experiment_view(url, spec.key, "", metric).monitoring
     if looks:
-        st.altair_chart(
+        charts.show(
             charts.monitoring_chart(
                 [p for p in looks if p.metric == metric],
                 difference=plan.difference,
                 alpha=plan.alpha,
                 engine=plan.engine,
-            ),
-            width="stretch",
+            )
         )
     else:
         st.info("No hourly history yet for this experiment.")

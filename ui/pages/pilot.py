@@ -53,7 +53,7 @@ left, right = st.columns(2)
 with left:
     st.subheader("Adoption and forecast")
     cumulative = [(float(r.days_since_start), r.cumulative_adopters) for r in series]
-    st.altair_chart(charts.adoption_chart(cumulative, view.forecast), width="stretch")
+    charts.show(charts.adoption_chart(cumulative, view.forecast))
     fit = everyone.fit
     if segment:
         st.caption("The Bass forecast is fitted to everyone's adoption; choose Everyone to see it.")
@@ -70,12 +70,12 @@ with left:
         )
 with right:
     st.subheader("Daily activity")
-    st.altair_chart(charts.daily_activity_chart(series), width="stretch")
+    charts.show(charts.daily_activity_chart(series))
     st.caption("New: first day of use. Returning: active again after their first day.")
 
 st.subheader("Retention by weekly cohort")
 if view.retention.cohorts:
-    st.altair_chart(charts.retention_heatmap(view.retention), width="stretch")
+    charts.show(charts.retention_heatmap(view.retention))
     curve = view.retention.average()
     st.caption(
         "Share of each week's newcomers still active k weeks later. Across cohorts: "
@@ -90,7 +90,7 @@ names = list(dict.fromkeys(r.segment for r in view.reach))
 for column, name in zip(st.columns(max(1, len(names))), names, strict=False):
     with column:
         st.markdown(f"**By {name}**")
-        st.altair_chart(charts.reach_chart(view.reach, name), width="stretch")
+        charts.show(charts.reach_chart(view.reach, name))
 if pilot.districts:
     reached = [r for r in view.reach if r.segment == "district" and r.value in pilot.districts]
     missing = [r.value for r in reached if r.participants == 0]

@@ -43,13 +43,13 @@ idea_box.metric("Ideas", count(figures.ideas))
 left, right = st.columns(2)
 with left:
     st.subheader("Would they recommend it?")
-    st.altair_chart(charts.nps_chart(figures), width="stretch")
+    charts.show(charts.nps_chart(figures))
     st.caption(
         f"{count(figures.promoters)} promoters, {count(figures.passives)} passives, "
         f"{count(figures.detractors)} detractors."
     )
     st.subheader("Ratings")
-    st.altair_chart(charts.rating_chart(figures), width="stretch")
+    charts.show(charts.rating_chart(figures))
 with right:
     st.subheader("Themes")
     if summary.themes:

@@ -52,8 +52,9 @@ TOP_IDEAS = 10
 #: Looks drawn on the sequential monitoring chart (the latest hour always included).
 MONITORING_LOOKS = 120
 
-#: An exposure rate is never measured over less than an hour.
-_SHORTEST_SPAN_DAYS = 1 / 24
+#: An exposure rate is measured over a day at least: a few hours say little of a day's arrivals
+#: (citizens come by day), and a backfilled history lands within the hour it is processed.
+_SHORTEST_SPAN_DAYS = 1.0
 _STAT_COLUMNS = ("n", "sum", "sum_squares", "x_sum", "x_sum_squares", "sum_products")
 _EMPTY = Statistic(0, 0.0, 0.0, 0.0, 0.0, 0.0)
 

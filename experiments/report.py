@@ -202,7 +202,7 @@ def adoption_chart(cumulative: Sequence[Sequence[float]], forecast: Forecast | N
         )
     layers.append(
         alt.Chart(observed)
-        .mark_line(point=True, color="#1a7f37")
+        .mark_line(point=alt.OverlayMarkDef(color="#1a7f37"), color="#1a7f37")
         .encode(
             x=x,
             y=alt.Y("adopters:Q", title="Cumulative adopters"),

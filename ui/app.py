@@ -23,17 +23,19 @@ if account is None:
     page = st.navigation([st.Page(auth.sign_in_page, title="Sign in", url_path="sign-in")], position="hidden")
 else:
     decisions = [
-        st.Page(PAGES / "portfolio.py", title="Portfolio", icon="🗂️", url_path="overview", default=True),
-        st.Page(PAGES / "board.py", title="Decision board", icon="⚖️", url_path="decision-board"),
+        st.Page(
+            PAGES / "portfolio.py", title="Portfolio", icon=":material/dashboard:", url_path="overview", default=True
+        ),
+        st.Page(PAGES / "board.py", title="Decision board", icon=":material/gavel:", url_path="decision-board"),
     ]
     evidence = [
-        st.Page(PAGES / "pilot.py", title="Pilot", icon="📈", url_path="pilots"),
-        st.Page(PAGES / "experiment.py", title="Experiment", icon="🧪", url_path="experiments"),
-        st.Page(PAGES / "voice.py", title="Citizens' voice", icon="💬", url_path="citizens-voice"),
+        st.Page(PAGES / "pilot.py", title="Pilot", icon=":material/trending_up:", url_path="pilots"),
+        st.Page(PAGES / "experiment.py", title="Experiment", icon=":material/science:", url_path="experiments"),
+        st.Page(PAGES / "voice.py", title="Citizens' voice", icon=":material/forum:", url_path="citizens-voice"),
     ]
     sections = {"Decisions": decisions, "Evidence": evidence}
     if auth.allowed(account, "manage"):
-        sections["Lab"] = [st.Page(PAGES / "admin.py", title="Admin", icon="🛠️", url_path="lab-admin")]
+        sections["Lab"] = [st.Page(PAGES / "admin.py", title="Admin", icon=":material/settings:", url_path="lab-admin")]
     page = st.navigation(sections)
     with st.sidebar:
         st.caption(f"Signed in as **{account.username}** ({account.role})")

@@ -1,15 +1,34 @@
-"""How the console writes numbers, effects and outcomes (the report's wording, shared)."""
+"""How the console writes counts, shares, days and outcomes (effects are worded by `experiments.report`)."""
 
 from __future__ import annotations
 
 import math
 
-from experiments.report import OUTCOME_COLOURS, signed
+#: Material Symbols (served by Streamlit itself, so they show without any font of the browser's).
+OUTCOME_ICONS = {
+    "go": ":material/check_circle:",
+    "no-go": ":material/block:",
+    "iterate": ":material/autorenew:",
+    "keep running": ":material/hourglass_top:",
+}
+#: Streamlit's Markdown background colour of each outcome.
+OUTCOME_BACKGROUNDS = {"go": "green", "no-go": "red", "iterate": "orange", "keep running": "blue"}
+STATUS_ICONS = {
+    "met": ":green[:material/check_circle:]",
+    "missed": ":red[:material/cancel:]",
+    "no target": ":gray[:material/remove:]",
+    "no data": ":orange[:material/help:]",
+}
 
-OUTCOME_ICONS = {"go": "✅", "no-go": "⛔", "iterate": "🔁", "keep running": "⏳"}
-STATUS_ICONS = {"met": "✅", "missed": "❌", "no target": "➖", "no data": "❔"}
-
-__all__ = ["OUTCOME_COLOURS", "OUTCOME_ICONS", "STATUS_ICONS", "count", "days", "outcome_badge", "share", "signed"]
+__all__ = [
+    "OUTCOME_BACKGROUNDS",
+    "OUTCOME_ICONS",
+    "STATUS_ICONS",
+    "count",
+    "days",
+    "outcome_badge",
+    "share",
+]
 
 
 def count(value: float | None) -> str:
@@ -32,7 +51,5 @@ def days(value: float | None) -> str:
 
 
 def outcome_badge(outcome: str | None) -> str:
-    """Returns an outcome with its icon, as a table cell shows it."""
-    if outcome is None:
-        return "—"
-    return f"{OUTCOME_ICONS.get(outcome, '')} {outcome}".strip()
+    """Returns an outcome as a table cell shows it (cells draw text only: no icon)."""
+    return "—" if outcome is None else outcome

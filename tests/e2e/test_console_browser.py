@@ -129,8 +129,8 @@ def test_headless_chromium_signs_in_and_opens_every_page_without_an_exception(
         try:
             page = browser.new_page()
             page.goto(demo_console)
-            page.get_by_label("Name").fill(ADMIN)
-            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("textbox", name="Name").fill(ADMIN)
+            page.get_by_role("textbox", name="Password").fill(PASSWORD)
             page.get_by_role("button", name="Sign in").click()
             wait_until(lambda: _settled(page, "Portfolio"), 60, what="the portfolio after signing in")
             for link, title in PAGES.items():

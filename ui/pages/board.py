@@ -12,13 +12,20 @@ from experiments import board
 from experiments.report import headline, metric_roles, plain_effect, render_html, render_pdf
 from experiments.store import StoreError
 from ui import auth, charts, data
-from ui.format import OUTCOME_COLOURS, OUTCOME_ICONS, STATUS_ICONS, share
+from ui.format import OUTCOME_BACKGROUNDS, OUTCOME_ICONS, STATUS_ICONS, share
 from ui.selection import choose_experiment
 
 #: The evaluation each experiment's board form was drawn with: a decision is recorded against it.
 SEEN = "board_seen"
 MESSAGE = "board_message"
-REASON_ICONS = {"srm": "🚨", "primary": "🎯", "guardrail": "🛡️", "error": "⚠️", "sample": "👥", "scorecard": "📋"}
+REASON_ICONS = {
+    "srm": ":red[:material/report:]",
+    "primary": ":material/target:",
+    "guardrail": ":material/shield:",
+    "error": ":orange[:material/warning:]",
+    "sample": ":material/groups:",
+    "scorecard": ":material/fact_check:",
+}
 
 account = auth.require("read")
 st.title("Decision board")
@@ -36,9 +43,7 @@ spec = ev.experiment.spec
 plan = spec.analysis
 
 st.markdown(
-    f"<div style='background:{OUTCOME_COLOURS[advice.outcome]};color:white;padding:10px 16px;border-radius:8px;"
-    f"font-size:1.3rem;font-weight:600'>{OUTCOME_ICONS[advice.outcome]} {headline(content)}</div>",
-    unsafe_allow_html=True,
+    f"### :{OUTCOME_BACKGROUNDS[advice.outcome]}-background[{OUTCOME_ICONS[advice.outcome]} {headline(content)}]"
 )
 st.caption(
     f"{ev.pilot.name} · experiment {key} ({ev.experiment.status}) · next decision "
@@ -51,7 +56,7 @@ if spec.hypothesis:
 
 st.subheader("Why")
 for reason in advice.reasons:
-    st.markdown(f"{REASON_ICONS.get(reason.kind, '•')} {reason.text}")
+    st.markdown(f"{REASON_ICONS.get(reason.kind, '-')} {reason.text}")
 
 st.subheader("Key results")
 roles = metric_roles(spec.primary, [g.metric for g in spec.guardrails], [mk.key for mk in spec.metrics])

@@ -81,7 +81,12 @@ for row in rows:
         correction=plan.correction,
         higher_is_better=direction.get(row.metric, True),
     )
-    icon = {"better": "🟢", "worse": "🔴", "unclear": "⚪", "error": "⚠️"}[said.verdict]
+    icon = {
+        "better": ":green[:material/thumb_up:]",
+        "worse": ":red[:material/thumb_down:]",
+        "unclear": ":gray[:material/radio_button_unchecked:]",
+        "error": ":orange[:material/warning:]",
+    }[said.verdict]
     st.markdown(f"{icon} **{roles[row.metric]}** — {said.text}")
 
 st.subheader("Results by metric and variant")

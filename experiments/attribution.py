@@ -129,8 +129,6 @@ class PilotLog:
     feedback: list[tuple[int, str, float | None, float | None, str | None, str | None]] = field(default_factory=list)
     properties: dict[str, tuple[int, str]] = field(default_factory=dict)
     seen: set[str] = field(default_factory=set)
-    #: The latest event time seen, for the lateness check.
-    last_ms: int = 0
 
     # --- changes ------------------------------------------------------------------------------
 
@@ -144,13 +142,11 @@ class PilotLog:
 
     def add_consent(self, ms: int, granted: bool) -> None:
         bisect.insort(self.consent, (ms, granted))
-        self.last_ms = max(self.last_ms, ms)
 
     def add_exposure(self, experiment: str, ms: int, variant: str) -> None:
         items = self.exposures.setdefault(experiment, [])
         bisect.insort(items, (ms, variant))
         del items[MAX_EXPOSURES:]
-        self.last_ms = max(self.last_ms, ms)
 
     def add_usage(self, ms: int, action: str, value: float | None, properties: Mapping[str, str]) -> None:
         bisect.insort(self.usage, (ms, action, value), key=lambda u: (u[0], u[1], -1e308 if u[2] is None else u[2]))
@@ -158,7 +154,6 @@ class PilotLog:
             old = self.properties.get(name)
             if old is None or (ms, val) < old:
                 self.properties[name] = (ms, val)
-        self.last_ms = max(self.last_ms, ms)
 
     def add_feedback(
         self,
@@ -171,7 +166,19 @@ class PilotLog:
     ) -> None:
         self.feedback.append((ms, kind, score, sus, target, experiment))
         self.feedback.sort(key=lambda f: (f[0], f[1], f[4] or "", -1e308 if f[2] is None else f[2]))
-        self.last_ms = max(self.last_ms, ms)
+
+    def latest(self) -> dict[str, int]:
+        """Returns the newest event time of each event type in the log (for the lateness watermark)."""
+        out: dict[str, int] = {}
+        if self.consent:
+            out["consent"] = self.consent[-1][0]
+        if self.exposures:
+            out["exposure"] = max(items[-1][0] for items in self.exposures.values() if items)
+        if self.usage:
+            out["usage"] = self.usage[-1][0]
+        if self.feedback:
+            out["feedback"] = self.feedback[-1][0]
+        return out
 
     # --- compact form (the faust table value) -------------------------------------------------
 
@@ -189,7 +196,6 @@ class PilotLog:
             doc["s"] = {k: list(v) for k, v in self.properties.items()}
         if self.seen:
             doc["i"] = sorted(self.seen)
-        doc["t"] = self.last_ms
         return doc
 
     @classmethod
@@ -201,7 +207,6 @@ class PilotLog:
             feedback=[(int(t), str(k), s, sus, target, exp) for t, k, s, sus, target, exp in doc.get("f", ())],
             properties={k: (int(t), str(v)) for k, (t, v) in doc.get("s", {}).items()},
             seen=set(doc.get("i", ())),
-            last_ms=int(doc.get("t", 0)),
         )
 
 

@@ -232,6 +232,7 @@ def is_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
         admin = KafkaAdminClient(
             bootstrap_servers=bootstrap,
             request_timeout_ms=int(timeout * 1000),
+            bootstrap_timeout_ms=int(timeout * 1000),
             client_id="rhizome-probe",
         )
     except (KafkaError, OSError, ValueError):

@@ -52,6 +52,11 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
         broker_commit_interval=1.0,
+        # A worker that dies (even in the middle of a rebalance) is noticed in seconds, not minutes,
+        # so its partitions move to the survivors quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
+        broker_rebalance_timeout=20.0,
         stream_buffer_maxsize=16_384,
         producer_linger_ms=5,
         datadir=str(datadir),
@@ -105,6 +110,11 @@ def create_app(settings: Settings) -> faust.App:
     @participants.on_recover
     async def _recovered() -> None:
         rebuild()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(_app: faust.App, revoked: set[Any], *, signal: Any, **_: Any) -> None:
+        await sink.settle()
+        processor.aggregates.drop({tp.partition for tp in revoked if tp.topic in source_names})
 
     def refers_to_unknown(records: Sequence[Incoming]) -> bool:
         pilots = processor.registry.pilots

@@ -177,8 +177,8 @@ class Processor:
         self.grace_ms = grace_ms
         self.clock = clock
         self.aggregates = Aggregates()
-        #: The newest event time applied in each partition; older than it minus the grace is late.
-        self.watermarks: dict[int, int] = defaultdict(int)
+        #: The newest event time applied in each partition, per event type (= per input topic).
+        self.newest: dict[int, dict[str, int]] = defaultdict(dict)
 
     # --- batches ------------------------------------------------------------------------------
 
@@ -277,7 +277,8 @@ class Processor:
                 log.add_feedback(ms, p.kind, p.score, sus, p.target, p.experiment)
                 if p.kind in ("comment", "idea") and p.text:
                     self._keep_text(log, pilot, event, ms, outcome)
-        self.watermarks[rec.partition] = max(self.watermarks[rec.partition], ms)
+        newest = self.newest[rec.partition]
+        newest[event.type] = max(newest.get(event.type, 0), ms)
         outcome.applied += 1
         return True
 
@@ -285,11 +286,11 @@ class Processor:
         """Returns (reason, field) when the event cannot be counted, else None."""
         if ms > self.clock() * 1000 + FUTURE_SKEW_MS:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future", "occurred_at"
-        watermark = self.watermarks[partition]
+        watermark = self.watermark(partition, event.type)
         if watermark and ms < watermark - self.grace_ms:
             return (
                 f"late event: occurred_at {event.occurred_at.isoformat()} is more than the grace period "
-                f"({self.grace_ms // 1000} s) before the newest event of its partition "
+                f"({self.grace_ms // 1000} s) before the newest {event.type} event of its partition "
                 f"({ms_datetime(watermark).isoformat()})",
                 "occurred_at",
             )
@@ -317,6 +318,12 @@ class Processor:
                 "payload.experiment",
             )
         return None
+
+    def watermark(self, partition: int, event_type: str) -> int:
+        """Returns the newest event time applied from the event type's topic in the partition (0 before
+        any): an event more than the grace older than it arrived too late. Each topic is its own
+        input, read at its own pace, so a topic read days ahead of another makes nothing late."""
+        return self.newest.get(partition, {}).get(event_type, 0)
 
     @staticmethod
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
@@ -348,14 +355,16 @@ class Processor:
         self.aggregates.drop(list(self.aggregates.sums) + list(wanted))
         for p in wanted:
             self.aggregates.sums[p] = {}
-            self.watermarks[p] = 0
+            self.newest[p] = {}
         count = 0
         for _pid, state in states:
             if state.partition not in wanted:
                 continue
             count += 1
             for pilot_key, log in state.logs.items():
-                self.watermarks[state.partition] = max(self.watermarks[state.partition], log.last_ms)
+                newest = self.newest[state.partition]
+                for kind, ms in log.latest().items():
+                    newest[kind] = max(newest.get(kind, 0), ms)
                 pilot = self.registry.pilots.get(pilot_key)
                 if pilot is None:
                     continue

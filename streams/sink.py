@@ -8,6 +8,7 @@ event loop never waits on them; a failed write keeps its figures for the next fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -97,8 +98,17 @@ class Sink:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._texts: list[dict[str, Any]] = []
+        self._writing: asyncio.Future[None] | None = None
         self.flushes = 0
         self.failures = 0
+
+    async def settle(self) -> None:
+        """Returns once the write in flight (if any) is done. Called when partitions are revoked, so a
+        figure read before the revocation cannot land after the partition's new owner wrote its own."""
+        writing = self._writing
+        if writing is not None:
+            with contextlib.suppress(Exception):
+                await writing
 
     def keep_texts(self, texts: Iterable[dict[str, Any]]) -> None:
         self._texts.extend(texts)
@@ -112,8 +122,9 @@ class Sink:
             return
         at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
+        self._writing = loop.run_in_executor(None, self._write, figures, texts, at)
         try:
-            await loop.run_in_executor(None, self._write, figures, texts, at)
+            await self._writing
             self.flushes += 1
         except Exception:
             self.failures += 1
@@ -121,6 +132,8 @@ class Sink:
             for p, f in figures.items():
                 processor.aggregates.dirty[p].update(f)
             self._texts = texts + self._texts
+        finally:
+            self._writing = None
 
     def _write(
         self, figures: Mapping[int, Mapping[Key, list[float]]], texts: list[dict[str, Any]], at: datetime

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from kafka.errors import KafkaError
 from pydantic import BaseModel
 
 from experiments.privacy import safe_participant_id
@@ -23,9 +25,10 @@ from experiments.store import Store
 from services.assignment.service import RegistryCache, UnknownExperiment
 from services.broker import is_reachable
 from services.ingest.publisher import Publisher, PublishError, Record
-from streams.events import MAX_BATCH, AnyEvent, EventError, Topics, format_time, new_event, parse_batch
+from streams.events import MAX_BATCH, AnyEvent, EventError, Topics, ensure_topics, format_time, new_event, parse_batch
 
 MAX_BODY = 1_000_000
+log = logging.getLogger("rhizome.ingest")
 HEALTH_TTL = 2.0
 
 
@@ -135,6 +138,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            await run_in_threadpool(
+                ensure_topics, settings.kafka_bootstrap, ingest.topics, settings.topic_partitions, 10.0
+            )
+        except (KafkaError, OSError) as exc:
+            log.warning("could not check the Kafka topics (%s); events get 503 until Kafka answers", exc)
         yield
         await run_in_threadpool(publisher.close)
 

@@ -45,6 +45,7 @@ class Publisher:
                     linger_ms=2,
                     batch_size=256 * 1024,
                     max_block_ms=int(PUBLISH_TIMEOUT * 1000 / 2),
+                    bootstrap_timeout_ms=int(PUBLISH_TIMEOUT * 1000 / 2),
                     request_timeout_ms=int(PUBLISH_TIMEOUT * 1000 / 2),
                     delivery_timeout_ms=int(PUBLISH_TIMEOUT * 1000),
                     reconnect_backoff_max_ms=1000,

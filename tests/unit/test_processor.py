@@ -159,8 +159,9 @@ def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None
             ev("consent", "p1", {"granted": True}, 0),
             ev("exposure", "p1", {"experiment": "nope", "variant": "a"}, 1),
             ev("exposure", "p1", {"experiment": "exp", "variant": "zz"}, 1),
+            ev("consent", "p2", {"granted": True}, 100),
             ev("usage", "p2", {"action": "buy"}, 100),
-            ev("usage", "p3", {"action": "buy"}, 100 - 25),  # 25 h older than the newest: beyond the grace
+            ev("usage", "p3", {"action": "buy"}, 100 - 25),  # 25 h before the watermark: beyond the grace
             ev("usage", "p4", {"action": "buy"}, 100 - 23),  # within the grace: counted
         ],
         batch=1,
@@ -172,7 +173,19 @@ def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None
         ("occurred_at", "late"),
     ]
     assert letters[0]["event"]["payload"]["experiment"] == "nope"
-    assert outcome.applied == 3
+    assert outcome.applied == 4
+
+
+def test_a_topic_read_days_ahead_of_another_makes_no_event_late() -> None:
+    """Regression: with a backlog, the usage topic can be read days ahead of the exposure and consent
+    topics of the same partition; lateness is judged within each topic, so nothing is late."""
+    ahead = [ev("usage", f"p{i}", {"action": "buy", "value": 1.0}, 24 * 8 + i) for i in range(5)]
+    behind = [ev("consent", f"p{i}", {"granted": True}, i) for i in range(5)]
+    behind += [ev("exposure", f"p{i}", {"experiment": "exp", "variant": "a"}, i + 0.5) for i in range(5)]
+    proc = processor(grace_days=2)
+    outcome = run(proc, ahead + behind, batch=5)
+    assert outcome.dead_letters == [] and outcome.applied == 15
+    assert_matches_truth(proc, ahead + behind)
 
 
 def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:

@@ -795,7 +795,6 @@ def _outcome_scorecards(store: Store, pilots: Sequence[PilotSpec]) -> dict[str, 
             active_by_district=tuple((value, n) for name, value, n in segments if name == "district"),
             active_by_segment=tuple(item for item in segments if item[0] != "district"),
         )
-        forecast = None
         if pilot.decision.min_adopters_forecast is not None:
             adoption = adoption_summary(store, pilot)
             forecast = adoption_forecast(pilot, adoption)

@@ -112,7 +112,8 @@ def create_app(settings: Settings) -> faust.App:
         rebuild()
 
     @app.on_partitions_revoked.connect
-    async def _revoked(_app: faust.App, revoked: set[Any], *, signal: Any, **_: Any) -> None:
+    async def _revoked(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+        revoked: set[Any] = args[0]
         await sink.settle()
         processor.aggregates.drop({tp.partition for tp in revoked if tp.topic in source_names})
 

@@ -46,6 +46,9 @@ Then for the experiment:
 7. Planned sample (`_plan_progress`): `ExperimentSpec.planned_sample` (exposed participants across
    all variants) or else `planned_days` (with `days_running`). Keep running carries
    `expected_days`, the days still needed at the current exposure rate.
+8. No peeking (`_too_early`): with a fixed-horizon engine (frequentist or Bayesian) and a planned
+   sample or duration not yet reached, a go or no-go becomes keep running: only the sequential
+   engine's always-valid intervals may end an experiment early. A guardrail veto still stops it.
 """
 
 from __future__ import annotations
@@ -143,6 +146,7 @@ class _TreatmentVerdict(NamedTuple):
     outcome: Outcome
     good_effect: float | None
     reasons: tuple[Reason, ...]
+    vetoed: bool = False
 
 
 def _evidence(row: ComparisonRow, metric: MetricSpec) -> _Evidence | None:
@@ -344,13 +348,15 @@ def _judge_treatment(
         _judge_guardrail(rows.get((guardrail.metric, variant)), guardrail, variant, experiment)
         for guardrail in experiment.guardrails
     ]
-    outcome = _treatment_verdict(judgement, [veto for veto, _ in checks], plan_reached)
+    vetoes = [veto for veto, _ in checks]
+    outcome = _treatment_verdict(judgement, vetoes, plan_reached)
     evidence = None if primary_row is None else _evidence(primary_row, experiment.metric(experiment.primary))
     return _TreatmentVerdict(
         variant,
         outcome,
         None if evidence is None else evidence.effect,
         (primary_reason, *(reason for _, reason in checks)),
+        any(veto is True for veto in vetoes),
     )
 
 
@@ -477,6 +483,37 @@ def _scorecard_reasons(scorecard: Scorecard | None) -> tuple[bool, tuple[Reason,
     return True, (Reason("scorecard", None, None, None, None, None, text),)
 
 
+def _too_early(
+    experiment: ExperimentSpec,
+    progress: _PlanProgress,
+    days_running: float | None,
+    outcome: Outcome,
+    verdicts: Sequence[_TreatmentVerdict],
+) -> bool:
+    """Returns True when a go or no-go rests on a fixed-horizon analysis looked at before its planned
+    sample (rule 8); a guardrail veto still stops at once: it protects citizens."""
+    planned = experiment.planned_sample is not None or (
+        experiment.planned_days is not None and days_running is not None
+    )
+    return (
+        planned
+        and not progress.reached
+        and experiment.analysis.engine != "sequential"
+        and outcome in ("go", "no-go")
+        and not any(v.vetoed for v in verdicts)
+    )
+
+
+def _peeking_reason(experiment: ExperimentSpec) -> Reason:
+    text = (
+        f"The analysis is fixed-horizon (engine: {experiment.analysis.engine}): its intervals and p-values hold "
+        "only at the planned sample. Deciding earlier, on a result that can still move, would raise the chance "
+        "of a false discovery far above alpha (about 29 % instead of 5 % when looking after every batch). Keep "
+        "running to the planned sample, or pre-register the sequential engine to decide early."
+    )
+    return Reason("sample", None, None, None, None, None, text)
+
+
 def recommend(
     pilot: PilotSpec,
     experiment: ExperimentSpec,
@@ -507,6 +544,8 @@ def recommend(
         return Recommendation("iterate", (_srm_reason(units, experiment), *evidence_reasons, progress.reason), None)
     outcome, winner = _combine(verdicts)
     reasons = (*evidence_reasons, progress.reason)
+    if _too_early(experiment, progress, days_running, outcome, verdicts):
+        return Recommendation("keep running", (*reasons, _peeking_reason(experiment)), progress.expected_days)
     if outcome == "go":
         allowed, scorecard_reasons = _scorecard_reasons(scorecard)
         reasons += scorecard_reasons

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,6 +43,10 @@ class Settings:
     grace_seconds: int
     #: Prefix of the Kafka topics and name of the workers' consumer group.
     namespace: str
+    #: Replicas of every Rhizome topic (1 on one machine; 3 on a cluster).
+    topic_replication: int
+    #: Java heap of the local broker.
+    kafka_heap: str
 
     @property
     def kafka_dir(self) -> Path:
@@ -62,6 +67,11 @@ class Settings:
         fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(key + "\n")
+        # Every process of one deployment must share the key, or pseudonyms will not match.
+        sys.stderr.write(
+            f"rhizome: RHIZOME_SECRET is not set; generated a pseudonymisation key in {self.secret_file} "
+            "(set RHIZOME_SECRET when several machines or containers share a deployment)\n"
+        )
         return replace(self, secret=key)
 
 
@@ -112,4 +122,6 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         topic_partitions=get_int("topic_partitions", 4),
         grace_seconds=get_int("grace_seconds", 2 * 86400),
         namespace=get("namespace", "rhizome") or "rhizome",
+        topic_replication=get_int("topic_replication", 1),
+        kafka_heap=get("kafka_heap", "768m") or "768m",
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Table, create_engine, delete, event, func, select, update
+from sqlalchemy import Engine, Table, create_engine, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -159,6 +159,9 @@ class Store:
         from alembic import command
 
         with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                # Processes starting together on an empty database migrate one after the other.
+                conn.execute(text("SELECT pg_advisory_xact_lock(7263540931)"))
             command.upgrade(_alembic_config(conn), revision)
 
     def downgrade(self, revision: str) -> None:

@@ -28,7 +28,6 @@ LOG4J_CONFIG = INFRA_KAFKA / "log4j2.properties"
 #: `mvn dependency:copy-dependencies` puts the jars here (Maven's default output directory).
 LIBS = INFRA_KAFKA / "target" / "dependency"
 _FETCHED_MARKER = LIBS / ".complete"
-JAVA_HEAP = os.environ.get("RHIZOME_KAFKA_HEAP", "768m")
 
 
 class BrokerError(RuntimeError):
@@ -82,6 +81,7 @@ class LocalBroker:
         self.pid_file = self.home / "broker.pid"
         self.log_file = self.home / "broker.log"
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self.heap = settings.kafka_heap
 
     def _java(self) -> str:
         java_home = os.environ.get("JAVA_HOME")
@@ -155,8 +155,8 @@ class LocalBroker:
         self._format_once()
         cmd = [
             self._java(),
-            f"-Xmx{JAVA_HEAP}",
-            f"-Xms{JAVA_HEAP}",
+            f"-Xmx{self.heap}",
+            f"-Xms{self.heap}",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",

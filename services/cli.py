@@ -136,7 +136,7 @@ def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     pid = safe_participant_id(args.participant, settings.secret)
     at = datetime.now(UTC)
     topics = Topics(settings.namespace)
-    ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions)
+    ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions, replication=settings.topic_replication)
     publisher = Publisher(settings.kafka_bootstrap, client_id="rhizome-erase")
     try:
         publisher.publish([Record(topics.erasure, pid.encode(), encode_erasure(pid, at))])
@@ -170,12 +170,20 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_users(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     from experiments.accounts import add_user
 
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
     add_user(_store(settings), args.username, password, args.role)
     print(f"user {args.username} ({args.role}) saved")
+    return 0
+
+
+def cmd_users_list(_args: argparse.Namespace, settings: Settings) -> int:
+    from experiments.console_setup import console_users
+
+    for user in console_users(_store(settings)):
+        print(f"{user.username}\t{user.role}\t{'disabled' if user.disabled else 'active'}")
     return 0
 
 
@@ -225,7 +233,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
-    import subprocess
+    import os
 
     from services.platform import UI_APP
 
@@ -235,9 +243,10 @@ def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(UI_APP),
         "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false",
+        "--browser.gatherUsageStats", "false", "--global.developmentMode", "false", "--client.toolbarMode", "viewer",
     ]  # fmt: skip
-    return subprocess.call(cmd)
+    # Become streamlit, so SIGTERM from a supervisor (rhizome up, Docker, Kubernetes) reaches it.
+    os.execv(sys.executable, cmd)
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings, demo: bool = False) -> int:
@@ -248,9 +257,11 @@ def cmd_up(args: argparse.Namespace, settings: Settings, demo: bool = False) -> 
     try:
         platform.start(console=not args.no_console)
         if demo:
-            from services.simulator.demo import start_demo
+            from services.simulator.demo import demo_admin, start_demo
 
             sim = start_demo(settings, platform.ingest_url, days=args.days, rate=args.rate, say=print)
+            user, password = demo_admin(settings)
+            print(f"console  sign in as {user} / {password}")
             print(f"\nRhizome demo is running. Open the console: {platform.console_url}  (Ctrl-C stops everything)")
             try:
                 platform.wait()
@@ -268,8 +279,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings, demo: bool = False) -> 
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    from services.platform import handle_termination
     from services.simulator.demo import run_simulator
 
+    handle_termination()
     run_simulator(settings, args.ingest, days=args.days, rate=args.rate, duration=args.duration)
     return 0
 
@@ -352,10 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("action", choices=["create", "revoke", "list"])
     sp.add_argument("target", nargs="?")
     sp.add_argument("--label")
-    sp = add("users", cmd_users, "add or update a console account (password read from the terminal)")
+    users = sub.add_parser("users", help="console accounts").add_subparsers(dest="action", required=True)
+    sp = add("add", cmd_users_add, "add or update a console account (password read from the terminal)", users)
     sp.add_argument("username")
     sp.add_argument("--role", choices=["lab", "board", "admin"], required=True)
-    sp.add_argument("--password-stdin", action="store_true")
+    sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add("list", cmd_users_list, "list console accounts", users)
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     add("upgrade", cmd_db_upgrade, "bring the database schema to the latest migration", db)
 

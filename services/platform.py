@@ -59,7 +59,9 @@ class Platform:
         else:
             wait_until_reachable(s.kafka_bootstrap, 60)
             self.say(f"kafka    {s.kafka_bootstrap}")
-        created = ensure_topics(s.kafka_bootstrap, Topics(s.namespace), s.topic_partitions)
+        created = ensure_topics(
+            s.kafka_bootstrap, Topics(s.namespace), s.topic_partitions, replication=s.topic_replication
+        )
         if created:
             self.say(f"topics   created {', '.join(created)}")
         store = Store(s.database_url)

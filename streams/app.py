@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         topic_partitions=settings.topic_partitions,
         table_standby_replicas=0,
+        topic_replication_factor=settings.topic_replication,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         broker_commit_every=1000,
@@ -152,6 +153,7 @@ def create_app(settings: Settings) -> faust.App:
                 new = processor.process(key.decode("utf-8", "replace"), state, records, outcome)
                 if new is not None:
                     participants[key] = new.to_bytes()
+            processor.end_batch()
             for value in outcome.dead_letters:
                 await dead_letters.send(key=None, value=value)
             sink.keep_texts(outcome.texts)
@@ -174,7 +176,12 @@ def create_app(settings: Settings) -> faust.App:
 def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> None:
     """Runs one faust worker until SIGTERM or Ctrl-C."""
     settings = settings or load_settings()
-    ensure_topics(settings.kafka_bootstrap, Topics(settings.namespace), settings.topic_partitions)
+    ensure_topics(
+        settings.kafka_bootstrap,
+        Topics(settings.namespace),
+        settings.topic_partitions,
+        replication=settings.topic_replication,
+    )
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -90,7 +90,9 @@ class Topics:
 _TOPIC_OF_TYPE = {"exposure": "exposures", "usage": "usage", "feedback": "feedback", "consent": "consent"}
 
 
-def ensure_topics(bootstrap: str, topics: Topics, partitions: int, timeout: float = 30.0) -> list[str]:
+def ensure_topics(
+    bootstrap: str, topics: Topics, partitions: int, timeout: float = 30.0, replication: int = 1
+) -> list[str]:
     """Returns the topics it created: every Rhizome topic missing on the broker, `partitions` each."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
@@ -103,7 +105,7 @@ def ensure_topics(bootstrap: str, topics: Topics, partitions: int, timeout: floa
         created: list[str] = []
         for name in missing:
             try:
-                admin.create_topics([NewTopic(name, partitions, 1)])
+                admin.create_topics([NewTopic(name, partitions, replication)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

@@ -177,8 +177,10 @@ class Processor:
         self.grace_ms = grace_ms
         self.clock = clock
         self.aggregates = Aggregates()
-        #: The newest event time applied in each partition, per event type (= per input topic).
+        #: The newest event time applied in each partition, per event type (= per input topic), as of
+        #: the end of the previous batch; this batch's own times wait in `_arriving`.
         self.newest: dict[int, dict[str, int]] = defaultdict(dict)
+        self._arriving: dict[int, dict[str, int]] = defaultdict(dict)
 
     # --- batches ------------------------------------------------------------------------------
 
@@ -277,8 +279,8 @@ class Processor:
                 log.add_feedback(ms, p.kind, p.score, sus, p.target, p.experiment)
                 if p.kind in ("comment", "idea") and p.text:
                     self._keep_text(log, pilot, event, ms, outcome)
-        newest = self.newest[rec.partition]
-        newest[event.type] = max(newest.get(event.type, 0), ms)
+        arriving = self._arriving[rec.partition]
+        arriving[event.type] = max(arriving.get(event.type, 0), ms)
         outcome.applied += 1
         return True
 
@@ -320,10 +322,20 @@ class Processor:
         return None
 
     def watermark(self, partition: int, event_type: str) -> int:
-        """Returns the newest event time applied from the event type's topic in the partition (0 before
-        any): an event more than the grace older than it arrived too late. Each topic is its own
-        input, read at its own pace, so a topic read days ahead of another makes nothing late."""
+        """Returns the newest event time read from the event type's topic in the partition in earlier
+        batches (0 before any): an event more than the grace older than it arrived too late. Each
+        topic is its own input, read at its own pace, so a topic read days ahead of another makes
+        nothing late; and a batch, applied participant by participant, never judges its own events
+        against each other."""
         return self.newest.get(partition, {}).get(event_type, 0)
+
+    def end_batch(self) -> None:
+        """Moves the event times of the batch just applied into the watermarks."""
+        for partition, arriving in self._arriving.items():
+            newest = self.newest[partition]
+            for kind, ms in arriving.items():
+                newest[kind] = max(newest.get(kind, 0), ms)
+        self._arriving = defaultdict(dict)
 
     @staticmethod
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:

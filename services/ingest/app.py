@@ -140,7 +140,12 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         try:
             await run_in_threadpool(
-                ensure_topics, settings.kafka_bootstrap, ingest.topics, settings.topic_partitions, 10.0
+                ensure_topics,
+                settings.kafka_bootstrap,
+                ingest.topics,
+                settings.topic_partitions,
+                10.0,
+                settings.topic_replication,
             )
         except (KafkaError, OSError) as exc:
             log.warning("could not check the Kafka topics (%s); events get 503 until Kafka answers", exc)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import heapq
+import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -132,6 +134,30 @@ def backfill(
             total += post_events(client, url, api_key, events)
             say(f"simulator posted {len(events)} events of {days} days of {key} in {time.monotonic() - began:.1f} s")
     return total
+
+
+DEMO_ADMIN = "demo-admin"
+
+
+def demo_admin(settings: Settings) -> tuple[str, str]:
+    """Returns the demo console account and its password: created with a random password on the first
+    demo, which is kept (mode 600) in the state directory so later demos can print it again."""
+    from experiments.console_setup import ensure_bootstrap_admin
+
+    path = settings.state_dir / "demo-admin-password"
+    store = Store(settings.database_url)
+    try:
+        if path.exists():
+            return DEMO_ADMIN, path.read_text().strip()
+        password = secrets.token_urlsafe(12)
+        if ensure_bootstrap_admin(store, DEMO_ADMIN, password) is None:
+            return DEMO_ADMIN, "(accounts already exist: use yours, or `rhizome users add`)"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(password + "\n")
+        return DEMO_ADMIN, password
+    finally:
+        store.close()
 
 
 def start_demo(settings: Settings, url: str, *, days: int, rate: float, say: Callable[[str], None]) -> LiveCitizens:

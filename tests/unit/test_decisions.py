@@ -76,6 +76,8 @@ EXPERIMENT = ExperimentSpec(
     primary="trip_completed",
     secondary=("ride_minutes",),
     guardrails=(Guardrail("support_calls", tolerance=0.0),),
+    # The sequential engine's intervals are valid at any look, so its rules apply before the plan too.
+    analysis=AnalysisPlan(engine="sequential"),
     planned_sample=4000,
 )
 PILOT = PilotSpec(key="bike-share", name="Bike share", experiments=(EXPERIMENT,), decision=DecisionRules())
@@ -135,7 +137,7 @@ def test_go_when_the_primary_beats_the_minimum_effect_and_nothing_blocks() -> No
     assert (primary.kind, primary.metric, primary.variant) == ("primary", "trip_completed", "guided")
     assert (primary.threshold, primary.observed, primary.interval) == (0.0, 0.081, (0.012, 0.150))
     assert primary.text == (
-        "trip_completed: guided beats control by +8.1 % (95 % interval +1.2 % to +15.0 %), "
+        "trip_completed: guided beats control by +8.1 % (95 % always-valid interval +1.2 % to +15.0 %), "
         "above the minimum effect of 0 % required for go."
     )
     assert "no significant degradation" in result.reasons[1].text
@@ -352,7 +354,7 @@ def test_multiple_treatments_no_go_when_every_treatment_fails() -> None:
 
 
 def test_a_correction_can_make_a_clear_interval_inconclusive() -> None:
-    experiment = replace(EXPERIMENT, analysis=AnalysisPlan(correction="holm"))
+    experiment = replace(EXPERIMENT, analysis=AnalysisPlan(engine="sequential", correction="holm"))
     comparisons = [row("trip_completed", 0.081, 0.012, 0.150, p=0.03, adjusted=0.08), SAFE]
     result = decide(comparisons, experiment=experiment)
     assert result.outcome == "keep running"
@@ -384,11 +386,11 @@ SAFE_BAYES = row("support_calls", -0.02, -0.10, 0.06, chance=0.3)
 
 @pytest.mark.parametrize(
     ("effect", "chance", "outcome"),
-    [(0.05, 0.97, "go"), (0.05, 0.90, "keep running"), (-0.05, 0.03, "no-go")],
+    [(0.05, 0.97, "go"), (0.05, 0.90, "iterate"), (-0.05, 0.03, "no-go")],
 )
 def test_bayesian_engine_decides_on_the_chance_to_beat_control(effect: float, chance: float, outcome: str) -> None:
     primary = row("trip_completed", effect, effect - 0.06, effect + 0.06, chance=chance)
-    result = decide([primary, SAFE_BAYES], experiment=BAYESIAN)
+    result = decide([primary, SAFE_BAYES], experiment=BAYESIAN, units=PLAN_REACHED)
     assert result.outcome == outcome
     assert f"{chance * 100:.1f} % chance to beat control" in result.reasons[0].text
     assert "credible interval" in result.reasons[0].text
@@ -404,13 +406,13 @@ def test_bayesian_guardrail_vetoes_on_the_chance_of_a_degradation_beyond_toleran
     winning = row("trip_completed", 0.05, 0.02, 0.08, chance=0.999)
     # support_calls rising: +4 % with 95 % credible interval +0.08 % to +7.92 %, sd 2 %.
     rising = row("support_calls", 0.04, 0.04 - 0.0392, 0.04 + 0.0392, chance=0.977)
-    result = decide([winning, rising], experiment=BAYESIAN)
+    result = decide([winning, rising], experiment=BAYESIAN, units=PLAN_REACHED)
     assert result.outcome == "iterate"
     assert "2.3 % chance to beat control; lower is better" in result.reasons[1].text
     assert "97.7 % chance of a degradation beyond the tolerance of 0.0 %" in result.reasons[1].text
     tolerant = replace(BAYESIAN, guardrails=(Guardrail("support_calls", tolerance=0.01),))
     # P(rise > 1 %) = P(z > -1.5) = 93.3 % < 95 %: no veto.
-    relaxed = decide([winning, rising], experiment=tolerant)
+    relaxed = decide([winning, rising], experiment=tolerant, units=PLAN_REACHED)
     assert relaxed.outcome == "go"
     assert "93.3 % chance of a degradation beyond the tolerance of 1.0 %" in relaxed.reasons[1].text
 
@@ -456,3 +458,23 @@ def test_the_stats_engine_rows_feed_the_decision() -> None:
     recommendation = decide(list(result.comparisons), units=arms, srm_mismatch=result.srm.mismatch)
     assert (recommendation.outcome, recommendation.variant) == ("go", "guided")
     assert recommendation.reasons[0].observed == pytest.approx((700 / 2050) / (600 / 2100) - 1)
+
+
+FIXED_HORIZON = replace(EXPERIMENT, analysis=AnalysisPlan(engine="frequentist"))
+
+
+@pytest.mark.parametrize(
+    "primary", [row("trip_completed", 0.08, 0.01, 0.15), row("trip_completed", -0.08, -0.15, -0.01)]
+)
+def test_a_fixed_horizon_result_before_the_planned_sample_keeps_running(primary: ComparisonRow) -> None:
+    early = decide([primary, SAFE], experiment=FIXED_HORIZON, units=UNDER_PLAN)
+    assert early.outcome == "keep running" and early.expected_days is not None
+    assert "fixed-horizon" in early.reasons[-1].text
+    final = decide([primary, SAFE], experiment=FIXED_HORIZON, units=PLAN_REACHED)
+    assert final.outcome in ("go", "no-go")
+
+
+def test_a_guardrail_veto_stops_a_fixed_horizon_experiment_before_its_plan() -> None:
+    harmful = row("support_calls", 0.3, 0.1, 0.5)
+    result = decide([row("trip_completed", -0.01, -0.05, 0.03), harmful], experiment=FIXED_HORIZON, units=UNDER_PLAN)
+    assert result.outcome == "no-go"

@@ -64,6 +64,7 @@ def run(
             new = proc.process(pid, ParticipantState.from_json(raw) if raw else None, recs, outcome)
             if new is not None:
                 states[pid] = orjson.loads(orjson.dumps(new.to_json()))
+        proc.end_batch()
     return outcome
 
 
@@ -174,6 +175,17 @@ def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None
     ]
     assert letters[0]["event"]["payload"]["experiment"] == "nope"
     assert outcome.applied == 4
+
+
+def test_a_batch_never_judges_its_own_events_late() -> None:
+    """Regression: a batch is applied participant by participant; a participant whose events are days
+    newer must not make another participant's earlier events of the same batch late."""
+    events = [ev("usage", "p-old", {"action": "buy"}, 0), ev("usage", "p-new", {"action": "buy"}, 24 * 9)]
+    proc = processor(grace_days=2)
+    outcome = run(proc, list(reversed(events)), batch=10)
+    assert outcome.dead_letters == [] and outcome.applied == 2
+    late = run(proc, [ev("usage", "p-late", {"action": "buy"}, 24 * 3)], batch=10)
+    assert len(late.dead_letters) == 1
 
 
 def test_a_topic_read_days_ahead_of_another_makes_no_event_late() -> None:

@@ -37,7 +37,7 @@ def test_a_board_member_records_a_decision_against_a_snapshot_of_what_was_shown(
     store.set_status("onboarding", "stopped", actor="lab")
     at = _board_on("board", "onboarding")
     shown = board.evaluate(store, "onboarding")
-    at.selectbox(key="decision_outcome").select("go").run()
+    at.selectbox(key="decision_outcome").select("go")
     at.text_area(key="decision_rationale").input("Clear gain on trips, no harm on support calls.")
     at.text_area(key="decision_members").input("Ana Ruiz\nBen Okafor\n")
     at.text_area(key="decision_conditions").input("Review the north district in three months.")

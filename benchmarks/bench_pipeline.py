@@ -74,8 +74,11 @@ def through_ingest(url: str, api_key: str, events: list[dict[str, Any]], clients
     def worker(mine: list[list[dict[str, Any]]]) -> None:
         with httpx.Client(timeout=120) as client:
             for batch in mine:
-                r = client.post(f"{url}/v1/events", content=orjson.dumps(batch), headers={
-                    "Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})  # fmt: skip
+                r = client.post(
+                    f"{url}/v1/events",
+                    content=orjson.dumps(batch),
+                    headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+                )
                 if r.status_code != 202:
                     errors.append(r.text)
 
@@ -93,9 +96,14 @@ def through_ingest(url: str, api_key: str, events: list[dict[str, Any]], clients
 
 async def _bare_consume(bootstrap: str, topics: Topics, expected: int) -> float:
     consumer = AIOKafkaConsumer(
-        *topics.events, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
-        enable_auto_commit=False, fetch_max_bytes=32 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
-    )  # fmt: skip
+        *topics.events,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_bytes=32 * 1024 * 1024,
+        max_partition_fetch_bytes=8 * 1024 * 1024,
+    )
     await consumer.start()
     n = 0
     began = time.perf_counter()
@@ -229,14 +237,21 @@ def main() -> dict[str, Any]:
             ensure_topics(broker.bootstrap, Topics(stack.namespace), 4)
             ingest_rate = through_ingest(stack.ingest_url, key, events)
             print("ingest", ingest_rate, "bare", raw_rate, flush=True)
-            results["ingest"] = {"ingest_api_events_per_s": round(ingest_rate), "bare_producer_events_per_s": round(raw_rate),
-                                 "ratio": round(ingest_rate / raw_rate, 2)}  # fmt: skip
+            results["ingest"] = {
+                "ingest_api_events_per_s": round(ingest_rate),
+                "bare_producer_events_per_s": round(raw_rate),
+                "ratio": round(ingest_rate / raw_rate, 2),
+            }
 
             # 2. processors: the ingest namespace now holds the backlog
             bare = asyncio.run(_bare_consume(broker.bootstrap, Topics(stack.namespace), len(events)))
             rate, rss = worker_throughput(stack, len(events))
-            results["processors"] = {"worker_events_per_s": round(rate), "bare_aiokafka_events_per_s": round(bare),
-                                     "ratio": round(rate / bare, 3), "worker_rss_mib": round(rss)}  # fmt: skip
+            results["processors"] = {
+                "worker_events_per_s": round(rate),
+                "bare_aiokafka_events_per_s": round(bare),
+                "ratio": round(rate / bare, 3),
+                "worker_rss_mib": round(rss),
+            }
 
             # 3. freshness at ~1,000 events/s on the running stack
             lat = sorted(freshness(stack, key))

@@ -74,12 +74,28 @@ def test_locked_fields_of_a_running_experiment_need_force_and_reason(store: Stor
 def test_plan_history_and_decisions_are_append_only_in_the_database(store: Store) -> None:
     store.apply_pilot(parse_pilot_spec(SPEC))
     with store.session() as s:
-        snap = m.ResultsSnapshot(pilot_key="bike-share", experiment_key="onboarding-v2", taken_at=datetime.now(UTC),
-                                 content={"x": 1}, digest="0" * 64)  # fmt: skip
+        snap = m.ResultsSnapshot(
+            pilot_key="bike-share",
+            experiment_key="onboarding-v2",
+            taken_at=datetime.now(UTC),
+            content={"x": 1},
+            digest="0" * 64,
+        )
         s.add(snap)
         s.flush()
-        s.add(m.Decision(pilot_key="bike-share", experiment_key="onboarding-v2", snapshot_id=snap.id, outcome="go",
-                         recommendation="go", rationale="r", members=["a"], recorded_by="b", at=datetime.now(UTC)))  # fmt: skip
+        s.add(
+            m.Decision(
+                pilot_key="bike-share",
+                experiment_key="onboarding-v2",
+                snapshot_id=snap.id,
+                outcome="go",
+                recommendation="go",
+                rationale="r",
+                members=["a"],
+                recorded_by="b",
+                at=datetime.now(UTC),
+            )
+        )
     for table in ("decisions", "plan_changes"):
         with pytest.raises(DBAPIError, match="append-only"), store.session() as s:
             s.execute(text(f"UPDATE {table} SET id = id"))
@@ -120,9 +136,20 @@ def test_per_partition_rows_are_upserted_and_summed(store: Store) -> None:
     now = datetime.now(UTC)
 
     def row(partition: int, n: int, total: float) -> dict[str, object]:
-        return {"experiment_key": "e", "metric": "m", "variant": "a", "segment": "", "partition": partition, "n": n,
-                "sum": total, "sum_squares": total * 2, "x_sum": 0.0, "x_sum_squares": 0.0, "sum_products": 0.0,
-                "updated_at": now}  # fmt: skip
+        return {
+            "experiment_key": "e",
+            "metric": "m",
+            "variant": "a",
+            "segment": "",
+            "partition": partition,
+            "n": n,
+            "sum": total,
+            "sum_squares": total * 2,
+            "x_sum": 0.0,
+            "x_sum_squares": 0.0,
+            "sum_products": 0.0,
+            "updated_at": now,
+        }
 
     store.write_rows({m.Aggregate: [row(0, 3, 1.5), row(1, 4, 2.0)]})
     store.write_rows({m.Aggregate: [row(1, 10, 5.0)]})  # partition 1 rewritten, not added
@@ -133,10 +160,30 @@ def test_per_partition_rows_are_upserted_and_summed(store: Store) -> None:
 
 def test_erasure_deletes_the_participants_texts_and_is_recorded(store: Store) -> None:
     now = datetime.now(UTC)
-    store.write_rows({m.FeedbackText: [
-        {"event_id": "e1", "pilot_key": "p", "participant_id": "p-1", "kind": "comment", "text": "hi", "occurred_at": now, "variants": {}},
-        {"event_id": "e2", "pilot_key": "p", "participant_id": "p-2", "kind": "idea", "text": "yo", "occurred_at": now, "variants": {}},
-    ]})  # fmt: skip
+    store.write_rows(
+        {
+            m.FeedbackText: [
+                {
+                    "event_id": "e1",
+                    "pilot_key": "p",
+                    "participant_id": "p-1",
+                    "kind": "comment",
+                    "text": "hi",
+                    "occurred_at": now,
+                    "variants": {},
+                },
+                {
+                    "event_id": "e2",
+                    "pilot_key": "p",
+                    "participant_id": "p-2",
+                    "kind": "idea",
+                    "text": "yo",
+                    "occurred_at": now,
+                    "variants": {},
+                },
+            ]
+        }
+    )
     assert store.erase_participant("p-1", requested_by="dpo") == 1
     with store.session() as s:
         assert [r.participant_id for r in s.query(m.FeedbackText)] == ["p-2"]

@@ -118,7 +118,7 @@ def test_worker_killed_with_sigkill_mid_stream_ends_exact(stack: Stack) -> None:
 def test_invalid_event_in_a_batch_is_refused_whole(stack: Stack) -> None:
     api_key = stack.apply(SPEC)
     stack.start_ingest()
-    events = checkout_events(participants=5, total=6)
+    events = [new_event("usage", "backbone", f"p-{i}", {"action": "purchase", "value": 9.5}) for i in range(6)]
     bad = dict(events[3], payload={"action": "purchase", "value": "a lot"})
     r = httpx.post(
         f"{stack.ingest_url}/v1/events",

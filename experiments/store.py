@@ -211,6 +211,7 @@ class Store:
             if row is None:
                 row = m.Pilot(key=spec.key, created_at=t)
                 s.add(row)
+                s.flush()
             row.name, row.stage, row.consent, row.owner = spec.name, spec.stage, spec.consent, spec.owner
             row.spec, row.next_decision, row.updated_at = pilot_doc, spec.next_decision, t
 

@@ -11,7 +11,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -20,6 +19,7 @@ from pathlib import Path
 from string import Template
 
 from experiments.settings import Settings
+from streams.events import KafkaUnreachable, is_reachable, port_in_use, wait_until_reachable
 
 INFRA_KAFKA = Path(__file__).resolve().parents[1] / "infra" / "kafka"
 POM = INFRA_KAFKA / "pom.xml"
@@ -172,7 +172,7 @@ class LocalBroker:
         self.pid_file.write_text(f"{proc.pid}\n")
         try:
             wait_until_reachable(self.bootstrap, timeout, alive=lambda: proc.poll() is None)
-        except BrokerError:
+        except KafkaUnreachable:
             self.stop()
             tail = self.log_file.read_text(errors="replace").splitlines()[-20:]
             raise BrokerError("the broker did not become ready; last log lines:\n" + "\n".join(tail)) from None
@@ -215,45 +215,3 @@ def _alive(pid: int) -> bool:
             return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and ") Z " in stat.read_text())
-
-
-def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.settimeout(0.5)
-        return s.connect_ex((host, port)) == 0
-
-
-def is_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
-    """Returns True when a Kafka client's metadata request to `bootstrap` succeeds."""
-    from kafka import KafkaAdminClient
-    from kafka.errors import KafkaError
-
-    try:
-        admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap,
-            request_timeout_ms=int(timeout * 1000),
-            bootstrap_timeout_ms=int(timeout * 1000),
-            client_id="rhizome-probe",
-        )
-    except (KafkaError, OSError, ValueError):
-        return False
-    try:
-        admin.describe_cluster()
-        return True
-    except (KafkaError, OSError):
-        return False
-    finally:
-        admin.close()
-
-
-def wait_until_reachable(bootstrap: str, timeout: float, alive: object = None) -> None:
-    """Returns once a metadata request to `bootstrap` succeeds; raises BrokerError at the deadline."""
-    deadline = time.monotonic() + timeout
-    host, _, port = bootstrap.rpartition(":")
-    while time.monotonic() < deadline:
-        if callable(alive) and not alive():
-            raise BrokerError("the broker process exited during start-up")
-        if port_in_use(int(port), host or "127.0.0.1") and is_reachable(bootstrap, timeout=3.0):
-            return
-        time.sleep(0.2)
-    raise BrokerError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f} s")

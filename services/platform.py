@@ -16,8 +16,8 @@ import httpx
 
 from experiments.settings import Settings
 from experiments.store import Store
-from services.broker import LocalBroker, wait_until_reachable
-from streams.events import Topics, ensure_topics
+from services.broker import LocalBroker
+from streams.events import Topics, ensure_topics, wait_until_reachable
 
 UI_APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 

@@ -21,7 +21,7 @@ import faust
 
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
-from streams.events import Exposure, Topics, ensure_topics
+from streams.events import Exposure, Topics, ensure_topics, wait_until_reachable
 from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
 from streams.sink import Sink
 
@@ -34,6 +34,8 @@ FLUSH_EVERY = 1.0
 REGISTRY_EVERY = 2.0
 #: Least time between two registry reloads asked for by an event naming an unknown pilot or experiment.
 UNKNOWN_RELOAD_GAP = 1.0
+#: How long a worker starting while Kafka is away waits for it before giving up.
+STARTUP_WAIT = 120.0
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -176,6 +178,7 @@ def create_app(settings: Settings) -> faust.App:
 def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> None:
     """Runs one faust worker until SIGTERM or Ctrl-C."""
     settings = settings or load_settings()
+    wait_until_reachable(settings.kafka_bootstrap, STARTUP_WAIT)
     ensure_topics(
         settings.kafka_bootstrap,
         Topics(settings.namespace),

@@ -6,6 +6,8 @@ Imports no faust: the ingest service, the SDK, the simulator and the workers all
 from __future__ import annotations
 
 import math
+import socket
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -88,6 +90,52 @@ class Topics:
 
 
 _TOPIC_OF_TYPE = {"exposure": "exposures", "usage": "usage", "feedback": "feedback", "consent": "consent"}
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def is_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
+    """Returns True when a Kafka client's metadata request to `bootstrap` succeeds."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=bootstrap,
+            request_timeout_ms=int(timeout * 1000),
+            bootstrap_timeout_ms=int(timeout * 1000),
+            client_id="rhizome-probe",
+        )
+    except (KafkaError, OSError, ValueError):
+        return False
+    try:
+        admin.describe_cluster()
+        return True
+    except (KafkaError, OSError):
+        return False
+    finally:
+        admin.close()
+
+
+def wait_until_reachable(bootstrap: str, timeout: float, alive: object = None) -> None:
+    """Returns once a metadata request to `bootstrap` succeeds; raises KafkaUnreachable at the deadline."""
+    deadline = time.monotonic() + timeout
+    host, _, port = bootstrap.rpartition(":")
+    while time.monotonic() < deadline:
+        if callable(alive) and not alive():
+            raise KafkaUnreachable("the broker process exited during start-up")
+        if port_in_use(int(port), host or "127.0.0.1") and is_reachable(bootstrap, timeout=3.0):
+            return
+        time.sleep(0.2)
+    raise KafkaUnreachable(f"no Kafka broker answered at {bootstrap} within {timeout:.0f} s")
+
+
+class KafkaUnreachable(RuntimeError):
+    """No Kafka broker answered in time."""
 
 
 def ensure_topics(

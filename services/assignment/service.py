@@ -65,6 +65,9 @@ class RegistryCache:
 
     def pilot(self, key: str) -> PilotSpec | None:
         self._refresh()
+        if key not in self._pilots:
+            self.invalidate()
+            self._refresh()
         return self._pilots.get(key)
 
     def statuses(self, pilot: str) -> dict[str, ExperimentStatus]:

@@ -23,9 +23,18 @@ from experiments.settings import Settings, load_settings
 from experiments.specs import spec_to_dict
 from experiments.store import Store
 from services.assignment.service import RegistryCache, UnknownExperiment
-from services.broker import is_reachable
 from services.ingest.publisher import Publisher, PublishError, Record
-from streams.events import MAX_BATCH, AnyEvent, EventError, Topics, ensure_topics, format_time, new_event, parse_batch
+from streams.events import (
+    MAX_BATCH,
+    AnyEvent,
+    EventError,
+    Topics,
+    ensure_topics,
+    format_time,
+    is_reachable,
+    new_event,
+    parse_batch,
+)
 
 MAX_BODY = 1_000_000
 log = logging.getLogger("rhizome.ingest")

@@ -62,7 +62,17 @@ class Publisher:
             for f in futures:
                 f.get(timeout=max(0.01, deadline - time.monotonic()))
         except (KafkaError, OSError) as exc:
+            self._discard()
             raise PublishError(f"Kafka did not acknowledge the events: {exc}") from exc
+
+    def _discard(self) -> None:
+        """Drops the producer after a failure: an idempotent producer whose batches expired while the
+        broker was down resets its producer id and never asks for a new one (kafka-python 3.0.12), so
+        the next call starts a fresh producer."""
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            producer.close(timeout=0)
 
     def close(self) -> None:
         with self._lock:

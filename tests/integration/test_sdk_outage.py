@@ -20,10 +20,10 @@ from kafka import KafkaConsumer
 
 from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
-from services.broker import LocalBroker, port_in_use
+from services.broker import LocalBroker
 from services.sdk import RhizomeClient
 from services.simulator.truth import UNITS, expected
-from streams.events import Topics, new_event
+from streams.events import Topics, new_event, port_in_use
 from tests.support.postgres import free_port
 from tests.support.stack import Stack
 

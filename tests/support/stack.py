@@ -21,6 +21,12 @@ from tests.support.postgres import free_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class ProcessDied(RuntimeError):
+    """A process of the stack exited on its own: the test fails at once, without waiting for a deadline."""
+
+
 T = TypeVar("T")
 
 
@@ -91,13 +97,13 @@ class Stack:
         os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
 
-    def check_alive(self) -> None:
+    def check_alive(self) -> None:  # raises ProcessDied, which wait_until does not retry
         """Fails the test when a process it started died on its own, showing its last log lines."""
         for i, proc in enumerate(self.processes):
             if proc.pid not in self.killed and proc.poll() is not None:
                 logs = sorted(self.tmp.glob(f"*-{i}.log"))
                 tail = logs[0].read_text(errors="replace").splitlines()[-25:] if logs else []
-                raise AssertionError(f"process {proc.args} exited with {proc.returncode}:\n" + "\n".join(tail))
+                raise ProcessDied(f"process {proc.args} exited with {proc.returncode}:\n" + "\n".join(tail))
 
     def wait(self, check: Callable[[], T], timeout: float = 120.0, what: str = "the condition") -> T:
         """Returns the first truthy value of `check()`, failing early when a process of the stack died."""

@@ -267,7 +267,12 @@ def fit_bass(
             observations,
             level,
             "adoption shows no sign of slowing yet, so the market potential cannot be estimated: "
-            "give the citizens the pilot could reach as market_potential_prior, or wait for more days.",
+            + (
+                "give the number of citizens the pilot could reach (population in the pilot spec), or wait "
+                "for more days."
+                if market_potential_prior is None
+                else "wait for more days of adoption."
+            ),
         )
     standard_errors = np.sqrt(np.diag(covariance))
     if not np.all(np.isfinite(standard_errors)):

@@ -24,6 +24,9 @@ __all__ = [
     "show",
 ]
 
+#: Room for the axes and their titles in a chart Streamlit sizes to fit (autosize "fit").
+AXES_HEIGHT = 60
+
 
 def show(chart: AnyChart) -> None:
     """Draws a chart across the page's width. Its specification is built by this module from typed
@@ -73,7 +76,8 @@ def retention_heatmap(matrix: RetentionMatrix) -> AnyChart:
         text=alt.Text("retained:Q", format=".0%"),
         color=alt.condition(alt.datum.retained > 0.6, alt.value("white"), alt.value("black")),
     )
-    return alt.layer(cells, labels).properties(height=max(80, 28 * len(matrix.cohorts)))
+    # Streamlit fits the whole chart, axes included, into the height: leave room for them.
+    return alt.layer(cells, labels).properties(height=AXES_HEIGHT + 30 * len(matrix.cohorts))
 
 
 def reach_chart(rows: Sequence[Reach], segment: str) -> AnyChart:
@@ -90,7 +94,7 @@ def reach_chart(rows: Sequence[Reach], segment: str) -> AnyChart:
             y=alt.Y("value:N", title=segment.capitalize(), sort="-x"),
             tooltip=["value", "participants", alt.Tooltip("share of citizens:Q", format=".1%")],
         )
-        .properties(height=max(60, 26 * len(frame)))
+        .properties(height=AXES_HEIGHT + 26 * len(frame))
     )
     return chart
 

@@ -117,7 +117,7 @@ def test_a_generous_prior_leaves_the_fit_unchanged() -> None:
 def test_steady_growth_without_a_prior_cannot_give_a_market_potential() -> None:
     fit = fit_bass([0, 1, 2, 3, 4], [0, 10, 20, 30, 40])
     assert fit.parameters is None
-    assert fit.error is not None and "market_potential_prior" in fit.error
+    assert fit.error is not None and "population in the pilot spec" in fit.error
 
 
 def test_steady_growth_with_a_prior_is_forecast_up_to_it() -> None:

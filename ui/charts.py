@@ -171,6 +171,6 @@ def nps_chart(figures: VoiceFigures) -> AnyChart:
             order="order:Q",
             tooltip=["group", "citizens"],
         )
-        .properties(height=70)
+        .properties(height=AXES_HEIGHT + 40)
     )
     return chart

@@ -110,6 +110,9 @@ class Platform:
                 raise PlatformError(f"{c.name} exited with code {code}; last lines of {c.log}:\n" + "\n".join(tail))
 
     def stop(self) -> None:
+        """Stops every child, then the broker; further Ctrl-C or SIGTERM cannot interrupt it half-way."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for c in reversed(self.children):
             if c.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):

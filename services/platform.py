@@ -110,9 +110,7 @@ class Platform:
                 raise PlatformError(f"{c.name} exited with code {code}; last lines of {c.log}:\n" + "\n".join(tail))
 
     def stop(self) -> None:
-        """Stops every child, then the broker; further Ctrl-C or SIGTERM cannot interrupt it half-way."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        """Stops every child, then the broker."""
         for c in reversed(self.children):
             if c.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -138,9 +136,15 @@ class Platform:
 
 
 def handle_termination() -> None:
-    """Makes SIGTERM behave like Ctrl-C, so `finally:` blocks stop the children either way."""
+    """Makes the first Ctrl-C or SIGTERM raise KeyboardInterrupt, so `finally:` blocks stop the children,
+    and ignores the next ones, so an impatient second Ctrl-C cannot cut the clean stop short."""
+    fired = False
 
-    def _raise(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
+    def _once(_signum: int, _frame: object) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, _raise)
+    signal.signal(signal.SIGINT, _once)
+    signal.signal(signal.SIGTERM, _once)

@@ -24,6 +24,7 @@ import altair as alt
 import pandas as pd
 
 from experiments.adoption import Forecast
+from experiments.registry import ExperimentSpec
 
 #: Where a Unicode TrueType font is looked for (DejaVu ships with Debian and most Linux images);
 #: without one the PDF falls back to the core Helvetica font and Latin-1 text.
@@ -110,6 +111,21 @@ def plain_effect(
     if bad:
         return EffectStatement("worse", f"{variant} does worse than {control} on {metric}: {said}.")
     return EffectStatement("unclear", f"No clear difference yet between {variant} and {control} on {metric}: {said}.")
+
+
+def describe(row: Mapping[str, Any] | Any, experiment: ExperimentSpec) -> EffectStatement:
+    """Returns one comparison row in plain words under the experiment's analysis plan."""
+    plan = experiment.analysis
+    metric = next((mk for mk in experiment.metrics if mk.key == _field(row, "metric")), None)
+    return plain_effect(
+        row,
+        control=experiment.control,
+        difference=plan.difference,
+        alpha=plan.alpha,
+        engine=plan.engine,
+        correction=plan.correction,
+        higher_is_better=True if metric is None else metric.higher_is_better,
+    )
 
 
 def metric_roles(primary: str, guardrails: Iterable[str], metrics: Iterable[str]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from experiments import board
-from experiments.report import headline, metric_roles, plain_effect, render_html, render_pdf
+from experiments.report import describe, headline, metric_roles, render_html, render_pdf
 from experiments.store import StoreError
 from ui import auth, charts, data
 from ui.format import OUTCOME_BACKGROUNDS, OUTCOME_ICONS, STATUS_ICONS, share
@@ -60,17 +60,8 @@ for reason in advice.reasons:
 
 st.subheader("Key results")
 roles = metric_roles(spec.primary, [g.metric for g in spec.guardrails], [mk.key for mk in spec.metrics])
-direction = {mk.key: mk.higher_is_better for mk in spec.metrics}
 for row in ev.comparisons:
-    said = plain_effect(
-        row,
-        control=spec.control,
-        difference=plan.difference,
-        alpha=plan.alpha,
-        engine=plan.engine,
-        correction=plan.correction,
-        higher_is_better=direction.get(row.metric, True),
-    )
+    said = describe(row, spec)
     st.markdown(f"- **{roles.get(row.metric, 'secondary')}**: {said.text}")
 left, right = st.columns(2)
 with left:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from experiments.readmodels import comparisons, units_of
-from experiments.report import metric_roles, plain_effect
+from experiments.report import describe, metric_roles
 from ui import auth, charts, data
 from ui.format import count, days, share
 from ui.selection import choose_experiment
@@ -67,20 +67,11 @@ else:
     st.caption(f"{count(exposure.units)} participants exposed; the plan sets no sample size.")
 
 rows = comparisons(results)
-direction = {mk.key: mk.higher_is_better for mk in spec.metrics}
 st.subheader("What the figures say")
 for row in rows:
     if roles.get(row.metric) == "secondary":
         continue
-    said = plain_effect(
-        row,
-        control=spec.control,
-        difference=plan.difference,
-        alpha=plan.alpha,
-        engine=plan.engine,
-        correction=plan.correction,
-        higher_is_better=direction.get(row.metric, True),
-    )
+    said = describe(row, spec)
     icon = {
         "better": ":green[:material/thumb_up:]",
         "worse": ":red[:material/thumb_down:]",

@@ -8,7 +8,7 @@ import pytest
 
 from experiments import board
 from experiments import readmodels as rm
-from experiments.report import plain_effect, signed
+from experiments.report import describe, signed
 from experiments.results import experiment_results
 from experiments.store import Store
 from tests.unit.ui.conftest import open_page, signed_in
@@ -61,14 +61,7 @@ def test_experiment_page_shows_the_engines_effects_and_intervals(console: str, s
                 assert value == pytest.approx(row[field], rel=1e-12), column
     spec = store.experiment(key).spec
     primary = next(r for r in expected if r["metric"] == spec.primary)
-    said = plain_effect(
-        primary,
-        control=spec.control,
-        difference=spec.analysis.difference,
-        alpha=spec.analysis.alpha,
-        engine=spec.analysis.engine,
-        correction=spec.analysis.correction,
-    )
+    said = describe(primary, spec)
     shown_text = " ".join(m.value for m in at.markdown)
     assert said.text in shown_text
     assert f"by {signed(primary['effect'], 'relative')}" in said.text or "No clear" in said.text or "worse" in said.text

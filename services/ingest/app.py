@@ -109,13 +109,15 @@ class Ingest:
             self._health = (time.monotonic(), ok)
         return ok
 
-    def records(self, events: list[AnyEvent]) -> list[Record]:
-        received = datetime.now(UTC)
+    def records(self, events: list[AnyEvent], bodies: list[dict[str, Any]]) -> list[Record]:
+        """Returns the Kafka records of validated events: each as it was sent (validation rejected any
+        unknown field), with a pseudonymous participant id and `received_at` stamped."""
+        received = format_time(datetime.now(UTC))
         out = []
-        for event in events:
+        for event, body in zip(events, bodies, strict=True):
             pid = safe_participant_id(event.participant_id, self.secret())
-            stamped = event.model_copy(update={"participant_id": pid, "received_at": received})
-            out.append(Record(self.topics.for_type(stamped.type), pid.encode(), stamped.to_json()))
+            stamped = {**body, "participant_id": pid, "received_at": received}
+            out.append(Record(self.topics.for_type(event.type), pid.encode(), orjson.dumps(stamped)))
         return out
 
 
@@ -222,7 +224,9 @@ def create_app(
         if foreign:
             return _errors(403, foreign)
         try:
-            await run_in_threadpool(ingest.publisher.publish, ingest.records(events))
+            await run_in_threadpool(
+                ingest.publisher.publish, ingest.records(events, raw if isinstance(raw, list) else [raw])
+            )
         except PublishError as exc:
             return _problem(503, f"{exc}; nothing was accepted, retry later (re-sending is harmless)")
         return JSONResponse({"accepted": len(events)}, status_code=202)
@@ -261,7 +265,7 @@ def create_app(
             )
             events, _ = parse_batch(event)
             try:
-                await run_in_threadpool(ingest.publisher.publish, ingest.records(events))
+                await run_in_threadpool(ingest.publisher.publish, ingest.records(events, [event]))
             except PublishError as exc:
                 return _problem(503, f"{exc}; the exposure could not be logged, retry later")
             logged = True

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Table, create_engine, delete, event, func, select, text, update
+from sqlalchemy import Engine, Table, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
@@ -434,13 +434,6 @@ class Store:
 
     # --- aggregates ---------------------------------------------------------------------------
 
-    def upsert(self, table: type[m.Base], rows: Sequence[Mapping[str, Any]]) -> None:
-        """Inserts the rows or overwrites the non-key columns of those already there."""
-        if not rows:
-            return
-        with self.session() as s:
-            self._upsert(s, table, rows)
-
     def write_rows(self, rows: Mapping[type[m.Base], Sequence[Mapping[str, Any]]]) -> None:
         """Upserts rows of several tables in one transaction."""
         with self.session() as s:
@@ -511,10 +504,6 @@ class Store:
         with self.session() as s:
             return list(s.scalars(select(m.Erasure).order_by(m.Erasure.id)))
 
-    def touch_experiment(self, key: str) -> None:
-        with self.session() as s:
-            s.execute(update(m.Experiment).where(m.Experiment.key == key).values(updated_at=now()))
-
 
 def _stored(row: m.Experiment) -> StoredExperiment:
     status: ExperimentStatus = row.status  # type: ignore[assignment]
@@ -547,7 +536,3 @@ def _default(value: Any) -> Any:
 
 def canonical_json(content: Any) -> bytes:
     return orjson.dumps(content, option=orjson.OPT_SORT_KEYS, default=_default)
-
-
-def rows_of(items: Iterable[m.Base]) -> list[dict[str, Any]]:
-    return [{c.name: getattr(i, c.name) for c in i.__table__.columns} for i in items]

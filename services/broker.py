@@ -68,6 +68,11 @@ def fetch_jars(quiet: bool = True) -> Path:
     return LIBS
 
 
+def new_cluster_id(raw: bytes | None = None) -> str:
+    """A KRaft cluster id: 16 bytes in URL-safe base64 without padding (it may start with "-")."""
+    return base64.urlsafe_b64encode(raw or uuid.uuid4().bytes).decode().rstrip("=")
+
+
 class LocalBroker:
     """One single-node KRaft broker whose files live in `<state dir>/kafka`."""
 
@@ -103,10 +108,9 @@ class LocalBroker:
         )
         self.config_file.write_text(text)
 
-    def _format_once(self) -> None:
+    def _format_once(self, cluster_id: str | None = None) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         cmd = [
             self._java(),
             "-cp",
@@ -114,10 +118,9 @@ class LocalBroker:
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id,
-            "-c",
-            str(self.config_file),
+            # One token: a cluster id may begin with "-" and must not be read as an option.
+            f"--cluster-id={cluster_id or new_cluster_id()}",
+            f"--config={self.config_file}",
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0:

@@ -90,7 +90,7 @@ class Stack:
         return self.ingest_url
 
     def start_worker(self) -> subprocess.Popen[bytes]:
-        return self._spawn("worker", "worker", "--loglevel", "warn")
+        return self._spawn("worker", "worker", "--loglevel", "info")
 
     def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
         self.killed.add(proc.pid)
@@ -112,7 +112,23 @@ class Stack:
             self.check_alive()
             return check()
 
-        return wait_until(guarded, timeout, what=what)
+        try:
+            return wait_until(guarded, timeout, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.report()}") from None
+
+    def report(self) -> str:
+        """The last lines of every process's log and the group's lag, for a test that timed out."""
+        parts = []
+        for i, proc in enumerate(self.processes):
+            for log in sorted(self.tmp.glob(f"*-{i}.log")):
+                tail = log.read_text(errors="replace").splitlines()[-40:]
+                parts.append(f"--- {log.name} (pid {proc.pid}, exit {proc.poll()}):\n" + "\n".join(tail))
+        try:
+            parts.append(f"--- lagging partitions (committed, end): {self.lagging()}")
+        except Exception as exc:  # the broker itself may be the problem
+            parts.append(f"--- lag unknown: {exc!r}")
+        return "\n".join(parts)
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -127,6 +143,10 @@ class Stack:
 
     def caught_up(self) -> bool:
         """Returns True when the workers' committed offsets reach the end of every event topic."""
+        return not self.lagging()
+
+    def lagging(self) -> dict[str, tuple[int | None, int]]:
+        """Returns the partitions whose committed offset is behind their end: {"topic/p": (committed, end)}."""
         from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
@@ -135,7 +155,12 @@ class Stack:
             committed = admin.list_group_offsets(self.namespace).get(self.namespace, {})
             parts = [TopicPartition(t, p) for t in Topics(self.namespace).partitioned for p in range(self.partitions)]
             ends = consumer.end_offsets(parts)
-            return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in parts)
+            behind: dict[str, tuple[int | None, int]] = {}
+            for tp in parts:
+                offset = committed[tp].offset if tp in committed else None
+                if ends[tp] > 0 and (offset is None or offset < ends[tp]):
+                    behind[f"{tp.topic}/{tp.partition}"] = (offset, ends[tp])
+            return behind
         finally:
             consumer.close()
             admin.close()

@@ -16,7 +16,8 @@ import pytest
 
 from experiments.settings import load_settings
 from services.broker import LocalBroker
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.ports import free_ports
+from tests.support.postgres import PostgresServer
 from tests.support.stack import Stack
 
 
@@ -28,9 +29,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield external
         return
     state = tmp_path_factory.mktemp("kafka")
-    port = free_port()
-    while free_port() == port + 1:
-        port = free_port()
+    port = free_ports(2)  # the broker's port and its controller's, the next one
     settings = replace(load_settings({"RHIZOME_STATE_DIR": str(state)}), kafka_port=port)
     broker = LocalBroker(settings)
     broker.start(timeout=120)

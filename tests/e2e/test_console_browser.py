@@ -21,7 +21,7 @@ from experiments.console_setup import ensure_bootstrap_admin
 from experiments.store import UNITS
 from services.simulator.citizens import BEHAVIOURS, generate
 from services.simulator.demo import prepare_demo_pilots
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from tests.support.stack import ROOT, Stack
 from tests.support.waiting import wait_until
 

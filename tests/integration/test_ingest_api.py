@@ -21,7 +21,7 @@ from experiments.store import Store
 from services.ingest.app import create_app
 from services.ingest.publisher import Publisher
 from streams.events import Topics, ensure_topics, new_event
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.kafka
 

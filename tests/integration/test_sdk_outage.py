@@ -23,8 +23,8 @@ from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
 from services.sdk import RhizomeClient
 from services.simulator.truth import UNITS, expected
-from streams.events import Topics, new_event, port_in_use
-from tests.support.postgres import free_port
+from streams.events import Topics, new_event
+from tests.support.ports import free_ports
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.kafka
@@ -47,9 +47,7 @@ OUTAGE_SECONDS = 10.0
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[LocalBroker]:
     """Returns a broker of this test's own, so stopping it leaves the session's broker alone."""
-    port = free_port()
-    while port_in_use(port + 1):
-        port = free_port()
+    port = free_ports(2)  # the broker's port and its controller's, the next one
     settings = replace(load_settings({"RHIZOME_STATE_DIR": str(tmp_path / "own-broker")}), kafka_port=port)
     broker = LocalBroker(settings)
     broker.start(timeout=120)

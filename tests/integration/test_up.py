@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from streams.events import port_in_use
-from tests.support.postgres import free_port
+from tests.support.ports import free_port, free_ports
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.kafka
@@ -28,9 +28,7 @@ def _answers(url: str) -> bool:
 
 
 def test_ctrl_c_stops_every_process_rhizome_up_started(tmp_path: Path) -> None:
-    kafka_port = free_port()
-    while port_in_use(kafka_port + 1):
-        kafka_port = free_port()
+    kafka_port = free_ports(2)  # the broker's port and its controller's, the next one
     ingest_port, console_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -48,10 +46,14 @@ def test_ctrl_c_stops_every_process_rhizome_up_started(tmp_path: Path) -> None:
         start_new_session=True,
     )  # fmt: skip
     try:
-        wait_until(
-            lambda: up.poll() is None and _answers(f"http://127.0.0.1:{ingest_port}/healthz"), 180, what="ingest"
-        )
-        wait_until(lambda: _answers(f"http://127.0.0.1:{console_port}/_stcore/health"), 120, what="the console")
+
+        def serving(url: str) -> bool:
+            if up.poll() is not None:  # fail at once, with the reason, rather than at the deadline
+                raise RuntimeError(f"rhizome up exited with {up.returncode}:\n{(tmp_path / 'up.log').read_text()}")
+            return _answers(url)
+
+        wait_until(lambda: serving(f"http://127.0.0.1:{ingest_port}/healthz"), 180, what="ingest")
+        wait_until(lambda: serving(f"http://127.0.0.1:{console_port}/_stcore/health"), 120, what="the console")
         wait_until(lambda: "Rhizome is up" in (tmp_path / "up.log").read_text(), 60, what="the banner")
         started = psutil.Process(up.pid).children(recursive=True)
         broker = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]

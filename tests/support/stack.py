@@ -17,7 +17,7 @@ import httpx
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
 from streams.events import Topics
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -33,7 +33,7 @@ from services.ingest.publisher import PUBLISH_TIMEOUT, Publisher, PublishError, 
 from services.sdk import ClientStats, RhizomeClient
 from services.sdk.buffer import EventBuffer
 from services.sdk.client import MAX_REQUEST_BYTES
-from tests.support.postgres import free_port
+from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 SERVER_SECRET = "server-secret-for-tests"

@@ -24,6 +24,7 @@ from experiments.store import Store
 from streams.events import Exposure, Topics, ensure_topics, wait_until_reachable
 from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
 from streams.sink import Sink
+from streams.watchdog import WATCH_EVERY, RecoveryWatch, restart_process
 
 log = logging.getLogger("rhizome.worker")
 
@@ -171,6 +172,21 @@ def create_app(settings: Settings) -> faust.App:
     @app.task
     async def _announce() -> None:
         log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
+
+    @app.task
+    async def _watch_recovery() -> None:
+        watch = RecoveryWatch()
+        tables: Any = app.tables
+        recovery = tables.recovery
+        while not app.should_stop:
+            await asyncio.sleep(WATCH_EVERY)
+            in_recovery = bool(recovery.in_recovery)
+            progress = (recovery.active_remaining_total() if in_recovery else 0, app.consumer_generation_id)
+            if watch.stalled(time.monotonic(), in_recovery, progress):
+                restart_process(
+                    f"table recovery made no progress for {watch.stall_after:.0f} s "
+                    f"({progress[0]} changelog records still to read)"
+                )
 
     return app
 

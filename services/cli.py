@@ -129,14 +129,14 @@ def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     from services.ingest.publisher import Publisher, Record
-    from streams.events import Topics, encode_erasure, ensure_topics
+    from streams.events import Topics, encode_erasure, ensure_settings_topics
 
     settings = settings.ensure_secret()
     assert settings.secret is not None
     pid = safe_participant_id(args.participant, settings.secret)
     at = datetime.now(UTC)
     topics = Topics(settings.namespace)
-    ensure_topics(settings.kafka_bootstrap, topics, settings.topic_partitions, replication=settings.topic_replication)
+    ensure_settings_topics(settings)
     publisher = Publisher(settings.kafka_bootstrap, client_id="rhizome-erase")
     try:
         publisher.publish([Record(topics.erasure, pid.encode(), encode_erasure(pid, at))])

@@ -17,7 +17,7 @@ import httpx
 from experiments.settings import Settings
 from experiments.store import Store
 from services.broker import LocalBroker
-from streams.events import Topics, ensure_topics, wait_until_reachable
+from streams.events import ensure_settings_topics, wait_until_reachable
 
 UI_APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
 
@@ -59,9 +59,7 @@ class Platform:
         else:
             wait_until_reachable(s.kafka_bootstrap, 60)
             self.say(f"kafka    {s.kafka_bootstrap}")
-        created = ensure_topics(
-            s.kafka_bootstrap, Topics(s.namespace), s.topic_partitions, replication=s.topic_replication
-        )
+        created = ensure_settings_topics(s)
         if created:
             self.say(f"topics   created {', '.join(created)}")
         store = Store(s.database_url)

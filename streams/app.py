@@ -21,7 +21,7 @@ import faust
 
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
-from streams.events import Exposure, Topics, ensure_topics, wait_until_reachable
+from streams.events import Exposure, Topics, ensure_settings_topics, wait_until_reachable
 from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
 from streams.sink import Sink
 from streams.watchdog import WATCH_EVERY, RecoveryWatch, restart_process
@@ -195,12 +195,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> N
     """Runs one faust worker until SIGTERM or Ctrl-C."""
     settings = settings or load_settings()
     wait_until_reachable(settings.kafka_bootstrap, STARTUP_WAIT)
-    ensure_topics(
-        settings.kafka_bootstrap,
-        Topics(settings.namespace),
-        settings.topic_partitions,
-        replication=settings.topic_replication,
-    )
+    ensure_settings_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
     worker.execute_from_commandline()

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import (
@@ -27,6 +27,11 @@ from pydantic import (
 )
 
 from experiments.registry import NAME_MAX_LENGTH, NAME_PATTERN, PILOT_KEY_PATTERN
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from experiments.settings import Settings
 
 SCHEMA_VERSION = 1
 MAX_BATCH = 1000
@@ -121,12 +126,12 @@ def is_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
         admin.close()
 
 
-def wait_until_reachable(bootstrap: str, timeout: float, alive: object = None) -> None:
+def wait_until_reachable(bootstrap: str, timeout: float, alive: Callable[[], bool] | None = None) -> None:
     """Returns once a metadata request to `bootstrap` succeeds; raises KafkaUnreachable at the deadline."""
     deadline = time.monotonic() + timeout
     host, _, port = bootstrap.rpartition(":")
     while time.monotonic() < deadline:
-        if callable(alive) and not alive():
+        if alive is not None and not alive():
             raise KafkaUnreachable("the broker process exited during start-up")
         if port_in_use(int(port), host or "127.0.0.1") and is_reachable(bootstrap, timeout=3.0):
             return
@@ -160,6 +165,14 @@ def ensure_topics(
         return created
     finally:
         admin.close()
+
+
+def ensure_settings_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
+    """`ensure_topics` for a deployment's settings: its namespace, partitions and replication."""
+    return ensure_topics(
+        settings.kafka_bootstrap, Topics(settings.namespace), settings.topic_partitions, timeout,
+        settings.topic_replication,
+    )  # fmt: skip
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]

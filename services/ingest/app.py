@@ -29,7 +29,7 @@ from streams.events import (
     AnyEvent,
     EventError,
     Topics,
-    ensure_topics,
+    ensure_settings_topics,
     format_time,
     is_reachable,
     new_event,
@@ -150,14 +150,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         try:
-            await run_in_threadpool(
-                ensure_topics,
-                settings.kafka_bootstrap,
-                ingest.topics,
-                settings.topic_partitions,
-                10.0,
-                settings.topic_replication,
-            )
+            await run_in_threadpool(ensure_settings_topics, settings, 10.0)
         except (KafkaError, OSError) as exc:
             log.warning("could not check the Kafka topics (%s); events get 503 until Kafka answers", exc)
         yield

@@ -47,6 +47,9 @@ class Settings:
     topic_replication: int
     #: Java heap of the local broker.
     kafka_heap: str
+    #: How long a worker may make no progress (a table recovery, or the commits of a partition with
+    #: records waiting) before its watchdog restarts it.
+    worker_stall_seconds: int
 
     @property
     def kafka_dir(self) -> Path:
@@ -124,4 +127,5 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         namespace=get("namespace", "rhizome") or "rhizome",
         topic_replication=get_int("topic_replication", 1),
         kafka_heap=get("kafka_heap", "768m") or "768m",
+        worker_stall_seconds=get_int("worker_stall_seconds", 60),
     )

@@ -21,10 +21,10 @@ import faust
 
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
-from streams.events import Exposure, Topics, ensure_settings_topics, wait_until_reachable
+from streams.events import Exposure, GroupOffsets, Topics, ensure_settings_topics, wait_until_reachable
 from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
 from streams.sink import Sink
-from streams.watchdog import WATCH_EVERY, RecoveryWatch, restart_process
+from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_process
 
 log = logging.getLogger("rhizome.worker")
 
@@ -35,6 +35,8 @@ FLUSH_EVERY = 1.0
 REGISTRY_EVERY = 2.0
 #: Least time between two registry reloads asked for by an event naming an unknown pilot or experiment.
 UNKNOWN_RELOAD_GAP = 1.0
+#: A commit count the worker never reaches: offsets are committed every `broker_commit_interval`.
+COMMIT_NEVER_BY_COUNT = 2**62
 #: How long a worker starting while Kafka is away waits for it before giving up.
 STARTUP_WAIT = 120.0
 
@@ -54,7 +56,11 @@ def create_app(settings: Settings) -> faust.App:
         topic_replication_factor=settings.topic_replication,
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
-        broker_commit_every=1000,
+        # Commit on the timer only. With a count, faust's fetcher itself commits between two records
+        # and can wait there through a whole rebalance, then hand on a record fetched before it, whose
+        # offset becomes the read position: the records between the committed offset and that one are
+        # skipped, never acknowledged, and the partition never commits again (see streams/watchdog.py).
+        broker_commit_every=COMMIT_NEVER_BY_COUNT,
         broker_commit_interval=1.0,
         # A worker that dies (even in the middle of a rebalance) is noticed in seconds, not minutes,
         # so its partitions move to the survivors quickly.
@@ -174,19 +180,49 @@ def create_app(settings: Settings) -> faust.App:
         log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
 
     @app.task
-    async def _watch_recovery() -> None:
-        watch = RecoveryWatch()
+    async def _watch() -> None:
+        loop = asyncio.get_running_loop()
+        stall = float(settings.worker_stall_seconds)
+        recovery_watch, commit_watch = RecoveryWatch(stall), CommitWatch(stall)
         tables: Any = app.tables
         recovery = tables.recovery
-        while not app.should_stop:
-            await asyncio.sleep(WATCH_EVERY)
-            in_recovery = bool(recovery.in_recovery)
-            progress = (recovery.active_remaining_total() if in_recovery else 0, app.consumer_generation_id)
-            if watch.stalled(time.monotonic(), in_recovery, progress):
-                restart_process(
-                    f"table recovery made no progress for {watch.stall_after:.0f} s "
-                    f"({progress[0]} changelog records still to read)"
-                )
+        offsets: GroupOffsets | None = None
+        try:
+            while not app.should_stop:
+                await asyncio.sleep(WATCH_EVERY)
+                in_recovery = bool(recovery.in_recovery)
+                generation = app.consumer_generation_id
+                progress = (recovery.active_remaining_total() if in_recovery else 0, generation)
+                if recovery_watch.stalled(time.monotonic(), in_recovery, progress):
+                    restart_process(
+                        f"table recovery made no progress for {recovery_watch.stall_after:.0f} s "
+                        f"({progress[0]} changelog records still to read)"
+                    )
+                if in_recovery or app.rebalancing:
+                    commit_watch.reset()
+                    continue
+                actives = app.assignor.assigned_actives()
+                owned = sorted((tp.topic, tp.partition) for tp in actives if tp.topic in source_names)
+                try:
+                    if offsets is None:
+                        offsets = await loop.run_in_executor(None, GroupOffsets, settings.kafka_bootstrap, app.conf.id)
+                    positions = await loop.run_in_executor(None, offsets.positions, owned)
+                except Exception as exc:  # the broker away: no judgement until it answers again
+                    log.info("watchdog could not read the group's offsets: %r", exc)
+                    continue
+                if app.rebalancing or app.consumer_generation_id != generation:
+                    commit_watch.reset()
+                    continue
+                named = {f"{topic}/{partition}": at for (topic, partition), at in positions.items()}
+                stuck = commit_watch.stalled(time.monotonic(), named)
+                if stuck:
+                    where = ", ".join(f"{name} at {named[name][0]} of {named[name][1]}" for name in stuck)
+                    restart_process(
+                        f"committed offsets stopped for {commit_watch.stall_after:.0f} s while records waited: {where}"
+                    )
+        finally:
+            if offsets is not None:
+                offsets.close()
 
     return app
 

@@ -9,7 +9,7 @@ import math
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -173,6 +173,47 @@ def ensure_settings_topics(settings: Settings, timeout: float = 30.0) -> list[st
         settings.kafka_bootstrap, Topics(settings.namespace), settings.topic_partitions, timeout,
         settings.topic_replication,
     )  # fmt: skip
+
+
+class GroupOffsets:
+    """The broker's own view of a consumer group: for each partition, the group's committed offset
+    and the partition's end. One admin client and one group-less consumer, kept open between calls;
+    every call blocks, so async code runs it in an executor."""
+
+    def __init__(self, bootstrap: str, group: str, timeout: float = 10.0) -> None:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        ms = int(timeout * 1000)
+        self.group = group
+        self._admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=ms, client_id="rhizome-lag")
+        try:
+            self._consumer = KafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=ms, client_id="rhizome-lag")
+        except Exception:
+            self._admin.close()
+            raise
+
+    def positions(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[int | None, int]]:
+        """Returns {(topic, partition): (committed offset or None, end offset)}."""
+        from kafka import TopicPartition
+
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        if not tps:
+            return {}
+        committed = self._admin.list_group_offsets(self.group).get(self.group, {})
+        ends = self._consumer.end_offsets(tps)
+        return {(tp.topic, tp.partition): (committed[tp].offset if tp in committed else None, ends[tp]) for tp in tps}
+
+    def lagging(self, partitions: Iterable[tuple[str, int]]) -> dict[str, tuple[int | None, int]]:
+        """Returns the partitions whose committed offset is behind their end: {"topic/p": (committed, end)}."""
+        return {
+            f"{topic}/{partition}": (committed, end)
+            for (topic, partition), (committed, end) in self.positions(partitions).items()
+            if end > 0 and (committed is None or committed < end)
+        }
+
+    def close(self) -> None:
+        self._consumer.close()
+        self._admin.close()
 
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]

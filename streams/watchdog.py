@@ -1,4 +1,6 @@
-"""Noticing a worker whose table recovery has stopped making progress, and restarting it.
+"""Noticing a worker that has stopped making progress, and restarting it.
+
+Two stalls are watched, both seen here with faust-streaming 0.15 under load.
 
 faust-streaming 0.15 can hang in recovery after a quick succession of rebalances: the worker keeps
 its partitions, reads nothing from their changelog and logs "No event received for active tp ...
@@ -7,6 +9,14 @@ workers starting together under load). A worker that is stuck that way is as goo
 restart is what recovers it: the process replaces itself (same pid, same process group, same
 command line), rejoins the group and recovers its partitions again. Nothing is lost: offsets are
 committed only after the changelog is flushed, exactly as for a worker killed with SIGKILL.
+
+The second: a partition whose committed offset stops moving while records wait behind it. faust
+commits a partition only up to the first offset its stream has not acknowledged; when its fetcher's
+read position and its seek to the committed offsets cross (a seek while records are in flight), a
+record can be skipped without ever being acknowledged, and that partition never commits again while
+the rest of the worker runs on. Its figures then lag until a restart replays the partition from the
+committed offset, which is harmless: replays are recognised by event_id. The watch judges by the
+broker's own committed and end offsets, so it does not depend on how faust got stuck.
 """
 
 from __future__ import annotations
@@ -14,7 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -22,6 +32,8 @@ log = logging.getLogger("rhizome.worker")
 
 #: How long a recovery may go without any progress before the worker restarts itself.
 RECOVERY_STALL_SECONDS = 60.0
+#: How long an owned partition may have records waiting without its committed offset moving.
+COMMIT_STALL_SECONDS = 60.0
 #: How often the watchdog looks.
 WATCH_EVERY = 5.0
 #: The exit code of a worker that stalled and could not replace itself.
@@ -48,6 +60,39 @@ class RecoveryWatch:
             self._since, self._progress = now, progress
             return False
         return now - self._since >= self.stall_after
+
+
+@dataclass
+class CommitWatch:
+    """Decides, from periodic observations of the partitions a worker owns, which have stalled.
+
+    Each observation maps a partition to (committed offset or None, end offset). A partition stalls
+    when records wait behind its committed offset (committed < end) and that offset has not moved
+    for `stall_after` seconds. A partition that catches up, moves, or is missing from an observation
+    (not owned at that moment) starts afresh, and so does every partition after `reset()` (called
+    during rebalances and recoveries, which the recovery watch judges).
+    """
+
+    stall_after: float = COMMIT_STALL_SECONDS
+    _since: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
+
+    def reset(self) -> None:
+        self._since.clear()
+
+    def stalled(self, now: float, positions: Mapping[str, tuple[int | None, int]]) -> list[str]:
+        since: dict[str, tuple[int, float]] = {}
+        stuck: list[str] = []
+        for partition, (committed, end) in sorted(positions.items()):
+            offset = committed or 0
+            if offset >= end:
+                continue
+            seen = self._since.get(partition)
+            start = seen[1] if seen is not None and seen[0] == offset else now
+            since[partition] = (offset, start)
+            if now - start >= self.stall_after:
+                stuck.append(partition)
+        self._since = since
+        return stuck
 
 
 def restart_process(reason: str) -> NoReturn:

@@ -99,6 +99,63 @@ def test_every_event_delivered_twice_changes_nothing(stack: Stack) -> None:
     assert not differences(stack.store(), PILOT, expected(events, PILOT))
 
 
+# Loaded into the worker through PYTHONPATH: loses the acknowledgements of two consecutive records of
+# one partition, once (a marker file remembers it across the restart). That is the state faust was
+# seen stuck in: records skipped at the head of a partition's acknowledgements, so it never commits
+# that partition again, while the worker runs on.
+LOSE_ACKS = """
+import os, pathlib
+from faust.transport.consumer import Consumer
+
+_ack = Consumer.ack
+_topic, _partition, _first = os.environ["LOSE_ACKS"].split(":")
+_marker = pathlib.Path(os.environ["LOSE_ACKS_MARKER"])
+
+
+def ack(self, message):
+    if (
+        message.topic == _topic and message.partition == int(_partition)
+        and message.offset in (int(_first), int(_first) + 1) and not _marker.exists()
+    ):
+        if message.offset == int(_first) + 1:
+            _marker.write_text("lost")
+        message.acked = True
+        self._unacked_messages.discard(message)
+        return False
+    return _ack(self, message)
+
+
+Consumer.ack = ack
+"""
+
+
+def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends_exact(
+    stack: Stack, tmp_path: Path
+) -> None:
+    inject = tmp_path / "inject"
+    inject.mkdir()
+    (inject / "sitecustomize.py").write_text(LOSE_ACKS)
+    marker = tmp_path / "acks-lost"
+    usage = Topics(stack.namespace).usage
+    stack.extra_env = {
+        "PYTHONPATH": f"{inject}:{stack.env()['PYTHONPATH']}",
+        "LOSE_ACKS": f"{usage}:0:20",
+        "LOSE_ACKS_MARKER": str(marker),
+        "RHIZOME_WORKER_STALL_SECONDS": "10",
+    }
+    stack.expect_restarts = True
+    events = simulated(participants=300, seed=29)
+    key = stack.apply(SPEC)
+    stack.start_ingest()
+    stack.start_worker()
+    stack.post(key, events, batch=500)
+    stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
+    assert marker.exists()  # the fault did happen
+    assert_exact(stack, events, timeout=60)
+    restarts = stack.restarts()
+    assert len(restarts) == 1 and f"{usage}/0 at 20 of " in restarts[0], restarts
+
+
 def _rewind(admin: KafkaAdminClient, group: str, parts: list[TopicPartition]) -> bool:
     try:
         admin.reset_group_offsets(group, {tp: OffsetSpec.EARLIEST for tp in parts})

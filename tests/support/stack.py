@@ -16,7 +16,7 @@ import httpx
 
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
-from streams.events import Topics
+from streams.events import GroupOffsets, Topics
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -41,6 +41,10 @@ class Stack:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     killed: set[int] = field(default_factory=set)
     ingest_url: str = ""
+    #: Environment of every process started from now on (on top of the stack's own).
+    extra_env: dict[str, str] = field(default_factory=dict)
+    #: A test that provokes watchdog restarts sets this, so they are not reported as a surprise.
+    expect_restarts: bool = False
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
@@ -54,6 +58,7 @@ class Stack:
             RHIZOME_SECRET="test-secret-not-for-production",
             PYTHONPATH=str(ROOT),
         )
+        env.update(self.extra_env)
         env.update(extra)
         return env
 
@@ -141,29 +146,33 @@ class Stack:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
 
+    def restarts(self) -> list[str]:
+        """Returns the reasons every worker's watchdog gave for restarting it, from the workers' logs."""
+        return [
+            line.split("restarting the worker: ", 1)[1]
+            for log in sorted(self.tmp.glob("worker-*.log"))
+            for line in log.read_text(errors="replace").splitlines()
+            if "restarting the worker: " in line
+        ]
+
     def caught_up(self) -> bool:
         """Returns True when the workers' committed offsets reach the end of every event topic."""
-        return not self.lagging()
+        from kafka.errors import KafkaError
+
+        try:
+            return not self.lagging()
+        except KafkaError as exc:  # a retriable one: the group's coordinator may still be loading
+            if exc.retriable:
+                return False
+            raise
 
     def lagging(self) -> dict[str, tuple[int | None, int]]:
         """Returns the partitions whose committed offset is behind their end: {"topic/p": (committed, end)}."""
-        from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap)
+        offsets = GroupOffsets(self.bootstrap, self.namespace)
         try:
-            committed = admin.list_group_offsets(self.namespace).get(self.namespace, {})
-            parts = [TopicPartition(t, p) for t in Topics(self.namespace).partitioned for p in range(self.partitions)]
-            ends = consumer.end_offsets(parts)
-            behind: dict[str, tuple[int | None, int]] = {}
-            for tp in parts:
-                offset = committed[tp].offset if tp in committed else None
-                if ends[tp] > 0 and (offset is None or offset < ends[tp]):
-                    behind[f"{tp.topic}/{tp.partition}"] = (offset, ends[tp])
-            return behind
+            return offsets.lagging((t, p) for t in Topics(self.namespace).partitioned for p in range(self.partitions))
         finally:
-            consumer.close()
-            admin.close()
+            offsets.close()
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -179,52 +179,59 @@ def create_app(settings: Settings) -> faust.App:
     async def _announce() -> None:
         log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
 
-    @app.task
-    async def _watch() -> None:
-        loop = asyncio.get_running_loop()
-        stall = float(settings.worker_stall_seconds)
-        recovery_watch, commit_watch = RecoveryWatch(stall), CommitWatch(stall)
-        tables: Any = app.tables
-        recovery = tables.recovery
-        offsets: GroupOffsets | None = None
-        try:
-            while not app.should_stop:
-                await asyncio.sleep(WATCH_EVERY)
-                in_recovery = bool(recovery.in_recovery)
-                generation = app.consumer_generation_id
-                progress = (recovery.active_remaining_total() if in_recovery else 0, generation)
-                if recovery_watch.stalled(time.monotonic(), in_recovery, progress):
-                    restart_process(
-                        f"table recovery made no progress for {recovery_watch.stall_after:.0f} s "
-                        f"({progress[0]} changelog records still to read)"
-                    )
-                if in_recovery or app.rebalancing:
-                    commit_watch.reset()
-                    continue
-                actives = app.assignor.assigned_actives()
-                owned = sorted((tp.topic, tp.partition) for tp in actives if tp.topic in source_names)
-                try:
-                    if offsets is None:
-                        offsets = await loop.run_in_executor(None, GroupOffsets, settings.kafka_bootstrap, app.conf.id)
-                    positions = await loop.run_in_executor(None, offsets.positions, owned)
-                except Exception as exc:  # the broker away: no judgement until it answers again
-                    log.info("watchdog could not read the group's offsets: %r", exc)
-                    continue
-                if app.rebalancing or app.consumer_generation_id != generation:
-                    commit_watch.reset()
-                    continue
-                named = {f"{topic}/{partition}": at for (topic, partition), at in positions.items()}
-                stuck = commit_watch.stalled(time.monotonic(), named)
-                if stuck:
-                    where = ", ".join(f"{name} at {named[name][0]} of {named[name][1]}" for name in stuck)
-                    restart_process(
-                        f"committed offsets stopped for {commit_watch.stall_after:.0f} s while records waited: {where}"
-                    )
-        finally:
-            if offsets is not None:
-                offsets.close()
-
     return app
+
+
+async def watch(app: faust.App, settings: Settings) -> None:
+    """Restarts the worker when it stalls (see streams/watchdog.py). Runs from the start of the worker,
+    so it also sees the first recovery, which faust finishes before it starts the app's own tasks."""
+    source_names = set(Topics(settings.namespace).partitioned)
+    loop = asyncio.get_running_loop()
+    stall = float(settings.worker_stall_seconds)
+    recovery_watch, commit_watch = RecoveryWatch(stall), CommitWatch(stall)
+    tables: Any = app.tables
+    offsets: GroupOffsets | None = None
+    try:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            if app.should_stop:
+                return
+            recovery = tables.recovery
+            in_recovery = bool(recovery.in_recovery)
+            generation = app.consumer_generation_id
+            progress = (recovery.active_remaining_total() if in_recovery else 0, generation)
+            if recovery_watch.stalled(time.monotonic(), in_recovery, progress):
+                restart_process(
+                    f"table recovery made no progress for {recovery_watch.stall_after:.0f} s "
+                    f"({progress[0]} changelog records still to read)"
+                )
+            if in_recovery or app.rebalancing:
+                commit_watch.reset()
+                continue
+            actives = app.assignor.assigned_actives()
+            owned = sorted((tp.topic, tp.partition) for tp in actives if tp.topic in source_names)
+            try:
+                if offsets is None:
+                    offsets = await loop.run_in_executor(None, GroupOffsets, settings.kafka_bootstrap, app.conf.id)
+                positions = await loop.run_in_executor(None, offsets.positions, owned)
+            except Exception as exc:  # the broker away: no judgement until it answers again
+                log.info("watchdog could not read the group's offsets: %r", exc)
+                continue
+            if app.should_stop:
+                return
+            if app.rebalancing or app.consumer_generation_id != generation:
+                commit_watch.reset()
+                continue
+            named = {f"{topic}/{partition}": at for (topic, partition), at in positions.items()}
+            stuck = commit_watch.stalled(time.monotonic(), named)
+            if stuck:
+                where = ", ".join(f"{name} at {named[name][0]} of {named[name][1]}" for name in stuck)
+                restart_process(
+                    f"committed offsets stopped for {commit_watch.stall_after:.0f} s while records waited: {where}"
+                )
+    finally:
+        if offsets is not None:
+            offsets.close()
 
 
 def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> None:
@@ -234,4 +241,7 @@ def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> N
     ensure_settings_topics(settings)
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    # Started on the worker's loop before the app; this frame keeps it referenced while the worker
+    # runs, and the worker cancels every task left when it shuts down.
+    _watchdog = worker.loop.create_task(watch(app, settings))
     worker.execute_from_commandline()

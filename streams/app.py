@@ -214,8 +214,9 @@ async def watch(app: faust.App, settings: Settings) -> None:
                 if offsets is None:
                     offsets = await loop.run_in_executor(None, GroupOffsets, settings.kafka_bootstrap, app.conf.id)
                 positions = await loop.run_in_executor(None, offsets.positions, owned)
-            except Exception as exc:  # the broker away: no judgement until it answers again
+            except Exception as exc:  # the broker away: no judgement, and a fresh start once it answers
                 log.info("watchdog could not read the group's offsets: %r", exc)
+                commit_watch.reset()
                 continue
             if app.should_stop:
                 return

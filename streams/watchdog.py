@@ -2,7 +2,7 @@
 
 Two stalls are watched, both seen here with faust-streaming 0.15 under load.
 
-faust-streaming 0.15 can hang in recovery after a quick succession of rebalances: the worker keeps
+The first: faust can hang in recovery after a quick succession of rebalances: the worker keeps
 its partitions, reads nothing from their changelog and logs "No event received for active tp ...
 since recovery start" forever, so its partitions are never processed again (seen here with two
 workers starting together under load). A worker that is stuck that way is as good as dead, and a
@@ -12,9 +12,10 @@ committed only after the changelog is flushed, exactly as for a worker killed wi
 
 The second: a partition whose committed offset stops moving while records wait behind it. faust
 commits a partition only up to the first offset its stream has not acknowledged; when its fetcher's
-read position and its seek to the committed offsets cross (a seek while records are in flight), a
-record can be skipped without ever being acknowledged, and that partition never commits again while
-the rest of the worker runs on. Its figures then lag until a restart replays the partition from the
+read position and its seek to the committed offsets cross (a seek while records are in flight), the
+records between them can be skipped without ever being acknowledged, and from two such records on
+that partition never commits again while the rest of the worker runs on (the likely mechanism; the
+stall itself was seen in CI). Its figures then lag until a restart replays the partition from the
 committed offset, which is harmless: replays are recognised by event_id. The watch judges by the
 broker's own committed and end offsets, so it does not depend on how faust got stuck.
 """

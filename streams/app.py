@@ -213,7 +213,7 @@ async def watch(app: faust.App, settings: Settings) -> None:
             try:
                 if offsets is None:
                     offsets = await loop.run_in_executor(None, GroupOffsets, settings.kafka_bootstrap, app.conf.id)
-                positions = await loop.run_in_executor(None, offsets.positions, owned)
+                behind = await loop.run_in_executor(None, offsets.lagging, owned)
             except Exception as exc:  # the broker away: no judgement, and a fresh start once it answers
                 log.info("watchdog could not read the group's offsets: %r", exc)
                 commit_watch.reset()
@@ -223,10 +223,9 @@ async def watch(app: faust.App, settings: Settings) -> None:
             if app.rebalancing or app.consumer_generation_id != generation:
                 commit_watch.reset()
                 continue
-            named = {f"{topic}/{partition}": at for (topic, partition), at in positions.items()}
-            stuck = commit_watch.stalled(time.monotonic(), named)
+            stuck = commit_watch.stalled(time.monotonic(), behind)
             if stuck:
-                where = ", ".join(f"{name} at {named[name][0]} of {named[name][1]}" for name in stuck)
+                where = ", ".join(f"{name} at {behind[name][0]} of {behind[name][1]}" for name in stuck)
                 restart_process(
                     f"committed offsets stopped for {commit_watch.stall_after:.0f} s while records waited: {where}"
                 )

@@ -170,9 +170,17 @@ def ensure_topics(
 def ensure_settings_topics(settings: Settings, timeout: float = 30.0) -> list[str]:
     """`ensure_topics` for a deployment's settings: its namespace, partitions and replication."""
     return ensure_topics(
-        settings.kafka_bootstrap, Topics(settings.namespace), settings.topic_partitions, timeout,
+        settings.kafka_bootstrap,
+        Topics(settings.namespace),
+        settings.topic_partitions,
+        timeout,
         settings.topic_replication,
-    )  # fmt: skip
+    )
+
+
+def records_wait(committed: int | None, end: int) -> bool:
+    """Returns True when a partition holds records past a group's committed offset (None: never committed)."""
+    return (committed or 0) < end
 
 
 class GroupOffsets:
@@ -208,7 +216,7 @@ class GroupOffsets:
         return {
             f"{topic}/{partition}": (committed, end)
             for (topic, partition), (committed, end) in self.positions(partitions).items()
-            if end > 0 and (committed is None or committed < end)
+            if records_wait(committed, end)
         }
 
     def close(self) -> None:

@@ -29,6 +29,8 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from streams.events import records_wait
+
 log = logging.getLogger("rhizome.worker")
 
 #: How long a recovery may go without any progress before the worker restarts itself.
@@ -37,6 +39,8 @@ RECOVERY_STALL_SECONDS = 60.0
 COMMIT_STALL_SECONDS = 60.0
 #: How often the watchdog looks.
 WATCH_EVERY = 5.0
+#: What the log line of a restart begins with (the reason follows); the tests look for it.
+RESTART_LOG = "restarting the worker: "
 #: The exit code of a worker that stalled and could not replace itself.
 EXIT_STALLED = 75
 
@@ -84,9 +88,9 @@ class CommitWatch:
         since: dict[str, tuple[int, float]] = {}
         stuck: list[str] = []
         for partition, (committed, end) in sorted(positions.items()):
-            offset = committed or 0
-            if offset >= end:
+            if not records_wait(committed, end):
                 continue
+            offset = committed or 0
             seen = self._since.get(partition)
             start = seen[1] if seen is not None and seen[0] == offset else now
             since[partition] = (offset, start)
@@ -98,7 +102,7 @@ class CommitWatch:
 
 def restart_process(reason: str) -> NoReturn:
     """Replaces this process with a fresh run of the same command line."""
-    log.error("restarting the worker: %s", reason)
+    log.error("%s%s", RESTART_LOG, reason)
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stdout.flush()

@@ -17,6 +17,7 @@ import httpx
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
 from streams.events import GroupOffsets, Topics
+from streams.watchdog import RESTART_LOG
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
@@ -46,7 +47,7 @@ class Stack:
     #: A test that provokes watchdog restarts sets this, so they are not reported as a surprise.
     expect_restarts: bool = False
 
-    def env(self, **extra: str) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
             RHIZOME_STATE_DIR=str(self.tmp / "state"),
@@ -59,7 +60,6 @@ class Stack:
             PYTHONPATH=str(ROOT),
         )
         env.update(self.extra_env)
-        env.update(extra)
         return env
 
     def store(self) -> Store:
@@ -149,10 +149,10 @@ class Stack:
     def restarts(self) -> list[str]:
         """Returns the reasons every worker's watchdog gave for restarting it, from the workers' logs."""
         return [
-            line.split("restarting the worker: ", 1)[1]
+            line.split(RESTART_LOG, 1)[1]
             for log in sorted(self.tmp.glob("worker-*.log"))
             for line in log.read_text(errors="replace").splitlines()
-            if "restarting the worker: " in line
+            if RESTART_LOG in line
         ]
 
     def caught_up(self) -> bool:

@@ -423,7 +423,8 @@ def parse_event(raw: Any, index: int = 0) -> AnyEvent:
     if not isinstance(raw, dict):
         raise InvalidEvent([EventError(index, "(event)", f"must be a JSON object, got {_short(raw)}")])
     try:
-        return _EVENT.validate_python(raw)
+        # The adapter's core validator: the same validation without the adapter's per-call overhead.
+        return _EVENT.validator.validate_python(raw)  # type: ignore[no-any-return]
     except ValidationError as exc:
         raise InvalidEvent(_errors(exc, index, raw)) from None
 

@@ -1,8 +1,8 @@
 """The stream processor's logic, free of faust: apply a participant's new events to their state and
 turn the change of their contributions into deltas of the per-partition aggregates.
 
-The faust app (`streams.app`) feeds it batches from `stream.take_events()`; tests and benchmarks can
-drive it directly.
+The faust app (`streams.app`) feeds it the records of each fetch; tests and benchmarks can drive it
+directly.
 """
 
 from __future__ import annotations

@@ -1,0 +1,128 @@
+"""The worker's batch delivery (streams/delivery.py) on faust's real consumer, without a broker:
+what reaches the handler, and which offsets become committable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
+
+from streams.delivery import BatchApp, BatchConsumer, Records
+
+USAGE, CONSENT, CHANGELOG = TP("u.usage", 0), TP("u.consent", 1), TP("u-participants-changelog", 0)
+
+
+def records(tp: TP, *offsets: int) -> list[ConsumerRecord[bytes, bytes]]:
+    return [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"p1", b"{}", None, 2, 2, ()) for o in offsets]
+
+
+@contextmanager
+def consumer(handler: Callable[[BatchApp, BatchConsumer, Records], Awaitable[None]]) -> Iterator[Any]:
+    """Yields (app, consumer, handed) for a batch app reading u.usage and u.consent, whose other
+    topics' records are recorded in `consumer.singles`."""
+    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    handed: list[list[ConsumerRecord[bytes, bytes]]] = []
+
+    async def on_batch(batch: Records) -> None:
+        handed.append(list(batch))
+        await handler(app, c, batch)
+
+    app.deliver_batches(app.topic("u.usage", "u.consent", key_type=bytes, value_type=bytes), on_batch)
+    app.topics.add(app.topic(CHANGELOG.topic))
+    c = app.consumer
+    assert isinstance(c, BatchConsumer)
+    singles: list[Any] = []
+
+    async def callback(message: Any) -> None:
+        singles.append(message)
+
+    c.callback = callback
+    c.singles = singles  # type: ignore[attr-defined]
+    # faust indexes its topics (which of them are acknowledged) when it subscribes.
+    asyncio.run(app.topics._update_indices())
+    yield app, c, handed
+
+
+async def nothing(*_: Any) -> None:
+    return None
+
+
+def deliver(app: BatchApp, c: BatchConsumer, fetched: dict[TP, list[Any]], active: set[TP] | None = None) -> None:
+    asyncio.run(c._deliver(app, fetched, set(fetched) if active is None else active))
+
+
+def test_one_fetch_reaches_the_handler_whole_and_every_offset_becomes_committable() -> None:
+    with consumer(nothing) as (app, c, handed):
+        deliver(app, c, {USAGE: records(USAGE, 0, 1, 2), CONSENT: records(CONSENT, 7, 8)})
+        assert [[(r.topic, r.offset) for r in batch] for batch in handed] == [
+            [("u.usage", 0), ("u.usage", 1), ("u.usage", 2), ("u.consent", 7), ("u.consent", 8)]
+        ]
+        assert c._new_offset(USAGE) == 3
+        assert c._read_offset[USAGE] == 2 and c._read_offset[CONSENT] == 8
+
+
+def test_other_topics_keep_fausts_own_path_record_by_record() -> None:
+    with consumer(nothing) as (app, c, handed):
+        deliver(app, c, {CHANGELOG: records(CHANGELOG, 4, 5), USAGE: records(USAGE, 0)})
+        assert [(m.topic, m.offset) for m in c.singles] == [(CHANGELOG.topic, 4), (CHANGELOG.topic, 5)]
+        assert [len(batch) for batch in handed] == [1]
+
+
+def test_records_already_read_are_not_handed_again() -> None:
+    with consumer(nothing) as (app, c, handed):
+        deliver(app, c, {USAGE: records(USAGE, 0, 1, 2)})
+        deliver(app, c, {USAGE: records(USAGE, 1, 2, 3, 4)})
+        assert [[r.offset for r in batch] for batch in handed] == [[0, 1, 2], [2, 3, 4]]
+        assert c._new_offset(USAGE) == 5
+
+
+def test_a_jump_in_offsets_does_not_hold_the_commit_back() -> None:
+    # Offsets can jump (compaction, transaction markers): the commit must pass the hole, as in faust.
+    # (faust's gap includes the record after the hole, which it then holds twice: it takes two commits.)
+    with consumer(nothing) as (app, c, _):
+        c._read_offset[USAGE] = 10
+        deliver(app, c, {USAGE: records(USAGE, 10, 11, 14, 15)})
+        assert [c._new_offset(USAGE), c._new_offset(USAGE)] == [15, 16]
+
+
+def test_records_of_a_partition_no_longer_active_are_dropped() -> None:
+    with consumer(nothing) as (app, c, handed):
+        deliver(app, c, {USAGE: records(USAGE, 0), CONSENT: records(CONSENT, 0)}, active={CONSENT})
+        assert [[r.topic for r in batch] for batch in handed] == [["u.consent"]]
+        assert c._new_offset(USAGE) is None
+
+
+def test_a_batch_overtaken_by_a_rebalance_is_neither_acknowledged_nor_marked_read() -> None:
+    async def rebalance(app: BatchApp, c: BatchConsumer, _: Records) -> None:
+        c.stop_flow()  # what faust does first when partitions are revoked
+
+    with consumer(rebalance) as (app, c, handed):
+        c._read_offset[USAGE] = 3
+        deliver(app, c, {USAGE: records(USAGE, 3, 4)})
+        assert len(handed) == 1
+        assert c._new_offset(USAGE) is None
+        assert c._read_offset[USAGE] == 3
+
+
+def test_a_batch_from_an_older_generation_is_not_acknowledged() -> None:
+    async def new_generation(app: BatchApp, c: BatchConsumer, _: Records) -> None:
+        app.consumer_generation_id += 1
+
+    with consumer(new_generation) as (app, c, _):
+        deliver(app, c, {USAGE: records(USAGE, 0, 1)})
+        assert c._new_offset(USAGE) is None
+
+
+def test_a_handler_that_fails_acknowledges_nothing() -> None:
+    async def fail(*_: Any) -> None:
+        raise RuntimeError("store away")
+
+    with consumer(fail) as (app, c, _):
+        with pytest.raises(RuntimeError, match="store away"):
+            deliver(app, c, {USAGE: records(USAGE, 0, 1)})
+        assert c._new_offset(USAGE) is None

@@ -103,6 +103,14 @@ def test_every_event_delivered_twice_changes_nothing(stack: Stack) -> None:
 # one partition, once (a marker file remembers it across the restart). That is the state faust was
 # seen stuck in: records skipped at the head of a partition's acknowledgements, so it never commits
 # that partition again, while the worker runs on.
+def inject(stack: Stack, tmp_path: Path, code: str, **env: str) -> None:
+    """Makes the stack's next processes run `code` at start-up (as a sitecustomize), with `env`."""
+    folder = tmp_path / "inject"
+    folder.mkdir()
+    (folder / "sitecustomize.py").write_text(code)
+    stack.extra_env = {"PYTHONPATH": f"{folder}:{stack.env()['PYTHONPATH']}", **env}
+
+
 LOSE_ACKS = """
 import os, pathlib
 from faust.transport.consumer import Consumer
@@ -132,17 +140,16 @@ Consumer.ack = ack
 def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends_exact(
     stack: Stack, tmp_path: Path
 ) -> None:
-    inject = tmp_path / "inject"
-    inject.mkdir()
-    (inject / "sitecustomize.py").write_text(LOSE_ACKS)
     marker = tmp_path / "acks-lost"
     usage = Topics(stack.namespace).usage
-    stack.extra_env = {
-        "PYTHONPATH": f"{inject}:{stack.env()['PYTHONPATH']}",
-        "LOSE_ACKS": f"{usage}:0:20",
-        "LOSE_ACKS_MARKER": str(marker),
-        "RHIZOME_WORKER_STALL_SECONDS": "10",
-    }
+    inject(
+        stack,
+        tmp_path,
+        LOSE_ACKS,
+        LOSE_ACKS=f"{usage}:0:20",
+        LOSE_ACKS_MARKER=str(marker),
+        RHIZOME_WORKER_STALL_SECONDS="10",
+    )
     stack.expect_restarts = True
     events = simulated(participants=300, seed=29)
     key = stack.apply(SPEC)
@@ -154,6 +161,49 @@ def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends
     assert_exact(stack, events, timeout=60)
     restarts = stack.restarts()
     assert len(restarts) == 1 and f"{usage}/0 at 20 of " in restarts[0], restarts
+
+
+FAIL_ONCE = """
+import os, pathlib
+import streams.processor as processor
+
+_process = processor.Processor.process
+_marker = pathlib.Path(os.environ["FAIL_ONCE_MARKER"])
+_calls = [0]
+
+
+def process(self, participant, state, records, outcome):
+    _calls[0] += 1
+    if _calls[0] == int(os.environ["FAIL_ONCE_AT"]) and not _marker.exists():
+        _marker.write_text("failed")
+        raise RuntimeError("injected processing failure")
+    return _process(self, participant, state, records, outcome)
+
+
+processor.Processor.process = process
+"""
+
+
+def test_a_processing_error_stops_the_worker_and_a_restarted_worker_counts_every_event(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # A batch fails half-way (some participants' deltas already in the aggregates): the worker must
+    # stop rather than skip the batch, and commit none of it, so the next run counts every event once.
+    marker = tmp_path / "failed"
+    inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker))
+    events = simulated(participants=300, seed=31)
+    key = stack.apply(SPEC)
+    stack.start_ingest()
+    worker = stack.start_worker()
+    stack.killed.add(worker.pid)  # its exit is the behaviour under test
+    stack.post(key, events, batch=500)
+    stack.wait(lambda: worker.poll() is not None, 120, what="the failing worker to stop")
+    assert worker.returncode != 0 and marker.exists()
+    log = next(stack.tmp.glob("worker-*.log")).read_text(errors="replace")
+    assert "injected processing failure" in log
+    stack.start_worker()
+    stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
+    assert_exact(stack, events, timeout=60)
 
 
 def _rewind(admin: KafkaAdminClient, group: str, parts: list[TopicPartition]) -> bool:

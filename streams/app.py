@@ -144,20 +144,23 @@ def create_app(settings: Settings) -> faust.App:
         return False
 
     async def keep_states(changed: list[tuple[bytes, int, bytes]]) -> None:
-        # Written past faust's table API, whose changelog buffer sends one record per loop turn
-        # (about 200 µs each, measured): each state goes straight to the producer, which the commit
-        # flushes before it commits offsets, then into the table's store. Shielded, so a rebalance
-        # cancelling the batch cannot leave a state in the store that the changelog never gets.
+        # Into the table's store at once, in the same turn of the loop as the aggregates took their
+        # deltas, so a rebuild (after a rebalance or a registry change) never sees one without the
+        # other. Then to the changelog, past faust's table API, whose buffer sends one record per loop
+        # turn (about 200 µs each, measured); faust flushes the producer before it commits offsets.
+        # Shielded: a rebalance cancelling the batch cannot stop a state in the store from reaching
+        # the changelog.
         store = participants.data
+        for key, _, value in changed:
+            store[key] = value
         send = app.producer.send
         changelog = participants.changelog_topic.get_topic_name()
 
-        async def write() -> None:
+        async def send_all() -> None:
             for key, partition, value in changed:
                 await send(changelog, key, value, partition=partition, timestamp=None, headers=None)
-                store[key] = value
 
-        await asyncio.shield(write())
+        await asyncio.shield(send_all())
 
     async def process(batch: Records) -> None:
         nonlocal last_unknown_reload
@@ -180,10 +183,12 @@ def create_app(settings: Settings) -> faust.App:
             if new is not None:
                 changed.append((key, new.partition, new.to_bytes()))
         processor.end_batch()
+        # Before the first await: texts are kept when their event is first applied, and a batch
+        # cancelled after its states are kept is never applied again (its events are seen).
+        sink.keep_texts(outcome.texts)
         await keep_states(changed)
         for value in outcome.dead_letters:
             await dead_letters.send(key=None, value=value)
-        sink.keep_texts(outcome.texts)
 
     app.deliver_batches(source, process)
 

@@ -1,0 +1,73 @@
+"""The worker's batch handler (streams/app.py) on the real faust app, without a broker: what it has
+done by the time it first waits for Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.structs import ConsumerRecord
+
+from experiments.settings import load_settings
+from experiments.specs import parse_pilot_spec
+from experiments.store import Store
+from streams.app import create_app
+from streams.events import Topics, new_event
+from streams.processor import ParticipantState
+from streams.sink import Sink
+
+SPEC = (Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml").read_text()
+
+
+def record(topic: str, offset: int, event: dict[str, Any]) -> ConsumerRecord[bytes, bytes]:
+    key = event["participant_id"].encode()
+    return ConsumerRecord(topic, 0, offset, 0, 0, key, orjson.dumps(event), None, len(key), 0, ())
+
+
+def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild (after a rebalance or a registry change) can run whenever the batch waits; it must
+    # find every state whose deltas the aggregates already took, and a comment's text must not hang
+    # on the changelog answering.
+    settings = load_settings({"RHIZOME_STATE_DIR": str(tmp_path), "RHIZOME_NAMESPACE": "unit"})
+    store = Store(settings.database_url)
+    store.migrate()
+    pilot = parse_pilot_spec(SPEC)
+    store.apply_pilot(pilot)
+    app = create_app(settings)
+    topics = Topics("unit")
+    at = datetime.now(UTC) - timedelta(hours=1)
+    events = [
+        new_event("consent", pilot.key, "citizen-1", {"granted": True, "scope": "usage"}, occurred_at=at),
+        new_event("feedback", pilot.key, "citizen-1", {"kind": "comment", "text": "More bikes"}, occurred_at=at),
+    ]
+    batch = [record(topics.consent, 0, events[0]), record(topics.feedback, 0, events[1])]
+    kafka_answers = asyncio.Event()
+    sent: list[bytes] = []
+    texts: list[str] = []
+    monkeypatch.setattr(Sink, "keep_texts", lambda _self, kept: texts.extend(t["text"] for t in kept))
+
+    async def send(topic: str, key: bytes, value: bytes, **_: Any) -> None:
+        sent.append(key)
+        await kafka_answers.wait()
+
+    async def scenario() -> None:
+        app.producer.send = send  # type: ignore[method-assign]
+        assert app.batch_handler is not None
+        handling = asyncio.ensure_future(app.batch_handler(batch))
+        while not sent:
+            await asyncio.sleep(0)
+        table = app.tables["participants"]
+        state = ParticipantState.from_bytes(table.data[b"citizen-1"])
+        assert len(state.logs[pilot.key].seen) == 2
+        assert texts == ["More bikes"]
+        kafka_answers.set()
+        await handling
+        assert sent == [b"citizen-1"]
+
+    asyncio.run(scenario())

@@ -45,7 +45,7 @@ STARTUP_WAIT = 120.0
 
 
 def create_app(settings: Settings) -> faust.App:
-    """Returns the faust app of the worker for these settings (topics, table, agent, timers)."""
+    """Returns the faust app of the worker for these settings (topics, table, batch handler, timers)."""
     topics = Topics(settings.namespace)
     datadir = settings.state_dir / "worker"
     datadir.mkdir(parents=True, exist_ok=True)

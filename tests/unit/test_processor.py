@@ -50,7 +50,7 @@ def processor(reg: Registry | None = None, grace_days: float = 30) -> Processor:
 def run(
     proc: Processor, events: list[dict[str, Any]], batch: int = 50, states: dict[str, Any] | None = None
 ) -> Outcome:
-    """Feeds the events in batches grouped by participant, like the faust agent; returns the outcome."""
+    """Feeds the events in batches grouped by participant, like the worker; returns the outcome."""
     states = {} if states is None else states
     outcome = Outcome()
     for i in range(0, len(events), batch):

@@ -17,7 +17,7 @@ import gc
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import faust
@@ -95,6 +95,7 @@ def create_app(settings: Settings) -> faust.App:
         # so a batch mixing partitions writes each state where its events live.
         use_partitioner=True,
     )
+    changelog = participants.changelog_topic.get_topic_name()
     store = Store(settings.database_url)
     processor = Processor(Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000)
     sink = Sink(store)
@@ -130,7 +131,7 @@ def create_app(settings: Settings) -> faust.App:
         await sink.settle()
         processor.aggregates.drop({tp.partition for tp in revoked if tp.topic in source_names})
 
-    def refers_to_unknown(records: Sequence[Incoming]) -> bool:
+    def refers_to_unknown(records: Iterable[Incoming]) -> bool:
         pilots = processor.registry.pilots
         for rec in records:
             event = rec.event
@@ -154,7 +155,6 @@ def create_app(settings: Settings) -> faust.App:
         for key, _, value in changed:
             store[key] = value
         send = app.producer.send
-        changelog = participants.changelog_topic.get_topic_name()
 
         async def send_all() -> None:
             for key, partition, value in changed:
@@ -170,7 +170,7 @@ def create_app(settings: Settings) -> faust.App:
             by_participant[msg.key or b""].append(rec)
         now = time.monotonic()
         if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and refers_to_unknown(
-            [r for recs in by_participant.values() for r in recs]
+            r for recs in by_participant.values() for r in recs
         ):
             last_unknown_reload = now
             await reload_registry()

@@ -6,7 +6,7 @@ decodes it into an event, queues it, and the stream takes it off the queue and a
 here, that path alone caps a worker at about 4,000 records/s, whatever the agent does. The
 `BatchApp` keeps everything else of faust (the consumer group, the tables and their changelogs and
 recovery, offsets committed on the timer, rebalances) and changes only the last step for the
-topics it is told about: each fetch of those topics goes to one `on_batch` coroutine as a list of
+topics it is told about: each fetch of those topics goes to one handler coroutine as a list of
 records, and their offsets are acknowledged when it returns. Records of every other topic (the
 tables' changelogs during recovery, for one) still take faust's own path.
 
@@ -18,8 +18,8 @@ What keeps this as safe as faust's path:
   to the committed offsets, by whichever worker owns them then.
 - Offsets are acknowledged through faust's own `Consumer.ack`, so the commit (only up to the first
   unacknowledged offset, table changelogs flushed first) is faust's.
-- Records of a partition that is no longer active, or fetched in an earlier generation, are
-  dropped, as faust drops them.
+- Records of a partition that is no longer active are dropped, as faust drops them, and a batch
+  during which the consumer generation changed is not acknowledged.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class BatchConsumer(aiokafka_driver.Consumer):
             fresh = await self._unread(tp, recs)
             if not fresh:
                 continue
-            if handler is not None and tp.topic in app.batch_topics:
+            if tp.topic in app.batch_topics:
                 batch.extend(fresh)
                 ends[tp] = fresh
                 continue
@@ -91,8 +91,9 @@ class BatchConsumer(aiokafka_driver.Consumer):
                     return
                 await self.callback(self._to_message(tp, rec))
                 read[tp] = rec.offset
-        if handler is None or not batch or app.consumer_generation_id != generation:
+        if not batch or app.consumer_generation_id != generation:
             return
+        assert handler is not None  # batch topics are set together with their handler
         await handler(batch)
         if app.consumer_generation_id != generation or not self.flow_active:
             return

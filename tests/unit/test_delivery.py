@@ -13,12 +13,13 @@ from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
 from streams.delivery import BatchApp, BatchConsumer, Records
+from tests.support.records import kafka_record
 
 USAGE, CONSENT, CHANGELOG = TP("u.usage", 0), TP("u.consent", 1), TP("u-participants-changelog", 0)
 
 
 def records(tp: TP, *offsets: int) -> list[ConsumerRecord[bytes, bytes]]:
-    return [ConsumerRecord(tp.topic, tp.partition, o, 0, 0, b"p1", b"{}", None, 2, 2, ()) for o in offsets]
+    return [kafka_record(tp.topic, tp.partition, o, b"p1", b"{}") for o in offsets]
 
 
 @contextmanager

@@ -19,13 +19,13 @@ from streams.app import create_app
 from streams.events import Topics, new_event
 from streams.processor import ParticipantState
 from streams.sink import Sink
+from tests.support.records import kafka_record
 
 SPEC = (Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml").read_text()
 
 
 def record(topic: str, offset: int, event: dict[str, Any]) -> ConsumerRecord[bytes, bytes]:
-    key = event["participant_id"].encode()
-    return ConsumerRecord(topic, 0, offset, 0, 0, key, orjson.dumps(event), None, len(key), 0, ())
+    return kafka_record(topic, 0, offset, event["participant_id"].encode(), orjson.dumps(event))
 
 
 def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(

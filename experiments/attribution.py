@@ -79,6 +79,11 @@ class ExperimentRuntime:
     spec: ExperimentSpec
     status: ExperimentStatus
     stopped_at_ms: int | None = None
+    #: The names of the experiment's variants (read for every exposure, so built once).
+    variants: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "variants", frozenset(self.spec.variant_weights))
 
     @property
     def counts(self) -> bool:
@@ -128,17 +133,10 @@ class PilotLog:
     usage: list[tuple[int, str, float | None]] = field(default_factory=list)
     feedback: list[tuple[int, str, float | None, float | None, str | None, str | None]] = field(default_factory=list)
     properties: dict[str, tuple[int, str]] = field(default_factory=dict)
+    #: The first 16 hex digits of every applied event's id: a redelivered event is recognised by it.
     seen: set[str] = field(default_factory=set)
 
     # --- changes ------------------------------------------------------------------------------
-
-    def mark_seen(self, event_id: str) -> bool:
-        """Returns False when the event was already applied (a redelivery), else records it."""
-        short = event_id.replace("-", "")[:16]
-        if short in self.seen:
-            return False
-        self.seen.add(short)
-        return True
 
     def add_consent(self, ms: int, granted: bool) -> None:
         bisect.insort(self.consent, (ms, granted))
@@ -182,18 +180,21 @@ class PilotLog:
 
     # --- compact form (the faust table value) -------------------------------------------------
 
+    # Read and written for every participant of every batch: tuples go to JSON arrays as they are
+    # (orjson writes a tuple as an array), and arrays come back as tuples of what the log wrote.
+
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
         if self.consent:
             doc["c"] = [[t, int(g)] for t, g in self.consent]
         if self.exposures:
-            doc["x"] = {k: [list(e) for e in v] for k, v in self.exposures.items()}
+            doc["x"] = self.exposures
         if self.usage:
-            doc["u"] = [list(u) for u in self.usage]
+            doc["u"] = self.usage
         if self.feedback:
-            doc["f"] = [list(f) for f in self.feedback]
+            doc["f"] = self.feedback
         if self.properties:
-            doc["s"] = {k: list(v) for k, v in self.properties.items()}
+            doc["s"] = self.properties
         if self.seen:
             doc["i"] = sorted(self.seen)
         return doc
@@ -201,11 +202,11 @@ class PilotLog:
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> PilotLog:
         return cls(
-            consent=[(int(t), bool(g)) for t, g in doc.get("c", ())],
-            exposures={k: [(int(t), str(v)) for t, v in items] for k, items in doc.get("x", {}).items()},
-            usage=[(int(t), str(a), None if v is None else float(v)) for t, a, v in doc.get("u", ())],
-            feedback=[(int(t), str(k), s, sus, target, exp) for t, k, s, sus, target, exp in doc.get("f", ())],
-            properties={k: (int(t), str(v)) for k, (t, v) in doc.get("s", {}).items()},
+            consent=[(t, bool(g)) for t, g in doc.get("c", ())],
+            exposures={k: list(map(tuple, items)) for k, items in doc.get("x", {}).items()},
+            usage=list(map(tuple, doc.get("u", ()))),
+            feedback=list(map(tuple, doc.get("f", ()))),
+            properties={k: tuple(v) for k, v in doc.get("s", {}).items()},
             seen=set(doc.get("i", ())),
         )
 
@@ -232,34 +233,64 @@ class ConsentTimeline:
         i = bisect.bisect_right(self.times, ms)
         return i > 0 and self.granted[i - 1]
 
+    def counted(self, events: list[tuple[int, str, float | None]]) -> list[tuple[int, str, float | None]]:
+        """Returns the events (sorted by time, time first) made while consenting: `at` for each, in
+        one walk over both lists."""
+        if self.always:
+            return events
+        times, granted = self.times, self.granted
+        out = []
+        i, n = 0, len(times)
+        for item in events:
+            ms = item[0]
+            while i < n and times[i] <= ms:
+                i += 1
+            if i and granted[i - 1]:
+                out.append(item)
+        return out
+
 
 def _metric_value(
     metric: MetricSpec,
     usage: list[tuple[int, str, float | None]],
+    times: list[int],
     start: int,
     end: int,
     action: str,
     agg: str,
 ) -> float:
-    lo = bisect.bisect_left(usage, start, key=lambda u: u[0])
+    lo = bisect.bisect_left(times, start)
+    hi = bisect.bisect_left(times, end, lo)
+    if lo == hi:
+        return 0.0
+    once = metric.type in ("proportion", "retention")
+    if action == ANY_ACTION and (once or agg == "count"):
+        return 1.0 if once else float(hi - lo)
     total = 0.0
-    for ms, name, value in usage[lo:]:
-        if ms >= end:
-            break
+    for i in range(lo, hi):
+        _ms, name, value = usage[i]
         if action in (name, ANY_ACTION):
-            if metric.type in ("proportion", "retention"):
+            if once:
                 return 1.0
             total += 1.0 if agg == "count" else (value or 0.0)
     return total
 
 
-def metric_vector(metric: MetricSpec, usage: list[tuple[int, str, float | None]], t0: int, stop: int | None) -> Vector:
-    """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant."""
+def metric_vector(
+    metric: MetricSpec,
+    usage: list[tuple[int, str, float | None]],
+    t0: int,
+    stop: int | None,
+    times: list[int] | None = None,
+) -> Vector:
+    """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant (`times`:
+    the usage events' times, when the caller has them)."""
+    at = [u[0] for u in usage] if times is None else times
 
     def window(start: int, end: int, action: str, agg: str) -> float:
         if stop is not None:
             end = min(end, stop)
-        return _metric_value(metric, usage, start, end, action, agg) if end > start else 0.0
+        return _metric_value(metric, usage, at, start, end, action, agg) if end > start else 0.0
 
     if metric.type == "retention":
         week = metric.week or 0
@@ -285,7 +316,8 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
     """Returns every figure of the pilot this participant's events add to, with their amounts."""
     out: dict[Key, Vector] = {}
     consent = ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service")
-    usage = [u for u in log.usage if consent.at(u[0])]
+    usage = consent.counted(log.usage)
+    times = [u[0] for u in usage]
     segments = ("", *(f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties))
 
     variants: dict[str, str] = {}
@@ -297,7 +329,7 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
             (
                 (t, v)
                 for t, v in log.exposures.get(key, ())
-                if consent.at(t) and (stop is None or t < stop) and v in exp.spec.variant_weights
+                if consent.at(t) and (stop is None or t < stop) and v in exp.variants
             ),
             None,
         )
@@ -307,13 +339,13 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
         variants[key] = variant
         out["a", key, UNITS, variant] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for metric in exp.spec.metrics:
-            out["a", key, metric.key, variant] = metric_vector(metric, usage, t0, stop)
+            out["a", key, metric.key, variant] = metric_vector(metric, usage, t0, stop, times)
 
     if usage:
-        days = sorted({day_of(u[0]) for u in usage})
+        days = sorted({ms // DAY_MS for ms in times})
         first_day = days[0]
         key_action = pilot.spec.key_action
-        activated = next((day_of(ms) for ms, a, _ in usage if a == key_action), None) if key_action else None
+        activated = next((ms // DAY_MS for ms, a, _ in usage if a == key_action), None) if key_action else None
         cohort = monday_of(first_day)
         weeks = sorted({(d - cohort) // 7 for d in days})
         for d in days:
@@ -360,18 +392,8 @@ def _bucket(kind: str, value: float) -> str:
     return "score"
 
 
-def delta(old: Contributions, new: Contributions) -> Iterable[tuple[Key, Vector]]:
-    """Yields (key with segment, new - old) for every figure whose amount changed."""
-    if old.segments == new.segments:
-        changed = _figure_delta(old.figures, new.figures)
-        yield from Contributions(dict(changed), new.segments).expanded()
-        return
-    for key, vec in old.expanded():
-        yield key, tuple(-a for a in vec)
-    yield from new.expanded()
-
-
-def _figure_delta(old: Mapping[Key, Vector], new: Mapping[Key, Vector]) -> Iterable[tuple[Key, Vector]]:
+def figure_delta(old: Mapping[Key, Vector], new: Mapping[Key, Vector]) -> Iterable[tuple[Key, Vector]]:
+    """Yields (key, new - old) for every figure whose amount changed (segments apart)."""
     for key, vec in new.items():
         prev = old.get(key)
         if prev is None:

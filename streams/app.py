@@ -1,6 +1,6 @@
 """The faust app: the worker reads every event topic (co-partitioned by participant) a whole fetch at
-a time (streams/delivery.py), a table keeps each participant's small state, and a timer flushes the
-per-partition aggregates to the store.
+a time (streams/delivery.py) and applies it a chunk of participants at a time, a table keeps each
+participant's small state, and a timer flushes the per-partition aggregates to the store.
 
 Processing is at-least-once: the states a batch changed go to the table's changelog before the
 batch's offsets are acknowledged, and faust flushes the producer before it commits offsets, so an
@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import faust
+from aiokafka.structs import ConsumerRecord
 
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
@@ -32,8 +33,12 @@ from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_pr
 
 log = logging.getLogger("rhizome.worker")
 
-#: Most records handed to the processor at once (one fetch).
-BATCH_SIZE = 10_000
+#: Most records handed to the processor at once (one fetch). Under a backlog a larger fetch holds
+#: more of each participant's records, whose state is then read, recounted and written once for all
+#: of them (30,000 against 10,000: 1.5 times the events/s, measured); see `process_batch`.
+BATCH_SIZE = 30_000
+#: Participants applied in one turn of the event loop.
+CHUNK_PARTICIPANTS = 2_000
 FLUSH_EVERY = 1.0
 REGISTRY_EVERY = 2.0
 #: Least time between two registry reloads asked for by an event naming an unknown pilot or experiment.
@@ -71,6 +76,8 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=2.0,
         broker_rebalance_timeout=20.0,
         broker_max_poll_records=BATCH_SIZE,
+        # Per partition and fetch: room for a full batch of ordinary events (about 300 bytes each).
+        consumer_max_fetch_size=4 * 1024**2,
         producer_linger_ms=5,
         datadir=str(datadir),
     )
@@ -144,51 +151,72 @@ def create_app(settings: Settings) -> faust.App:
                 return True
         return False
 
-    async def keep_states(changed: list[tuple[bytes, int, bytes]]) -> None:
-        # Into the table's store at once, in the same turn of the loop as the aggregates took their
-        # deltas, so a rebuild (after a rebalance or a registry change) never sees one without the
-        # other. Then to the changelog, past faust's table API, whose buffer sends one record per loop
-        # turn (about 200 µs each, measured); faust flushes the producer before it commits offsets.
-        # Shielded: a rebalance cancelling the batch cannot stop a state in the store from reaching
-        # the changelog.
-        store = participants.data
-        for key, _, value in changed:
-            store[key] = value
-        send = app.producer.send
-
-        async def send_all() -> None:
-            for key, partition, value in changed:
-                await send(changelog, key, value, partition=partition, timestamp=None, headers=None)
-
-        await asyncio.shield(send_all())
-
-    async def process(batch: Records) -> None:
-        nonlocal last_unknown_reload
-        by_participant: dict[bytes, list[Incoming]] = defaultdict(list)
-        for msg in batch:
-            rec = Incoming.decoded(msg.value, msg.topic, msg.partition, msg.offset, topics.erasure)
-            by_participant[msg.key or b""].append(rec)
-        now = time.monotonic()
-        if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and refers_to_unknown(
-            r for recs in by_participant.values() for r in recs
-        ):
-            last_unknown_reload = now
-            await reload_registry()
+    def apply(chunk: dict[bytes, list[Incoming]]) -> tuple[Outcome, list[tuple[bytes, int, bytes]]]:
+        """Applies a chunk of the batch's participants, and keeps their new states in the table's store
+        and their texts in the sink: all in one turn of the loop, the one in which the aggregates take
+        the chunk's changes, so a rebuild (after a rebalance or a registry change) never sees the
+        aggregates without the states or the other way round, and a batch cancelled after this is
+        never applied again (its events are seen). Returns what is left to send."""
         outcome = Outcome()
         changed: list[tuple[bytes, int, bytes]] = []
-        for key, records in by_participant.items():
-            raw = participants.get(key)
+        # The memory store's own dict: the table's and the store's `get` add three Python calls each.
+        states: dict[bytes, bytes] = participants.data.data  # type: ignore[attr-defined]
+        for key, records in chunk.items():
+            raw = states.get(key)
             state = ParticipantState.from_bytes(raw) if raw is not None else None
             new = processor.process(key.decode("utf-8", "replace"), state, records, outcome)
             if new is not None:
                 changed.append((key, new.partition, new.to_bytes()))
-        processor.end_batch()
-        # Before the first await: texts are kept when their event is first applied, and a batch
-        # cancelled after its states are kept is never applied again (its events are seen).
+        processor.aggregates.settle()
+        store = participants.data
+        for key, _, value in changed:
+            store[key] = value
         sink.keep_texts(outcome.texts)
-        await keep_states(changed)
-        for value in outcome.dead_letters:
-            await dead_letters.send(key=None, value=value)
+        return outcome, changed
+
+    async def process(batch: Records) -> None:
+        # A batch makes hundreds of thousands of short-lived objects, freed by reference counting;
+        # the cycle collector's passes over them took a fifth of the batch's time (measured). It runs
+        # between batches instead.
+        gc.disable()
+        try:
+            await process_batch(batch)
+        finally:
+            gc.enable()
+
+    async def process_batch(batch: Records) -> None:
+        nonlocal last_unknown_reload
+        # Grouped by participant over the whole fetch: a participant's state is read, recounted and
+        # written once for all of their records in it. Then applied a chunk of participants at a
+        # time, each chunk decoded just before, with a turn of the loop between chunks (heartbeats,
+        # timers), so a large fetch never holds the loop for long.
+        by_participant: dict[bytes, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
+        for msg in batch:
+            by_participant[msg.key or b""].append(msg)
+        keys = list(by_participant)
+        for start in range(0, len(keys), CHUNK_PARTICIPANTS):
+            chunk = {
+                key: [
+                    Incoming.decoded(msg.value, msg.topic, msg.partition, msg.offset, topics.erasure)
+                    for msg in by_participant[key]
+                ]
+                for key in keys[start : start + CHUNK_PARTICIPANTS]
+            }
+            now = time.monotonic()
+            if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and refers_to_unknown(
+                r for recs in chunk.values() for r in recs
+            ):
+                last_unknown_reload = now
+                await reload_registry()
+            outcome, changed = apply(chunk)
+            # To the changelog, past faust's table API, whose buffer sends one record per loop turn
+            # (about 200 µs each, measured); faust flushes the producer before it commits offsets.
+            # Shielded: a rebalance cancelling the batch cannot stop a state in the store from
+            # reaching the changelog.
+            await asyncio.shield(app.send_records(changelog, changed))
+            for value in outcome.dead_letters:
+                await dead_letters.send(key=None, value=value)
+        processor.end_batch()
 
     app.deliver_batches(source, process)
 

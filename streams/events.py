@@ -5,7 +5,6 @@ Imports no faust: the ingest service, the SDK, the simulator and the workers all
 
 from __future__ import annotations
 
-import math
 import socket
 import time
 import uuid
@@ -231,7 +230,8 @@ ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    # No NaN or infinity in any number: JSON has none, and none can be counted.
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False, allow_inf_nan=False)
 
 
 class ExposurePayload(_Strict):
@@ -244,13 +244,6 @@ class UsagePayload(_Strict):
     value: float | None = None
     session_id: ShortText | None = None
     properties: dict[Name, ShortText] = Field(default_factory=dict, max_length=16)
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, v: float | None) -> float | None:
-        if v is not None and not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
 
 
 class FeedbackPayload(_Strict):
@@ -448,6 +441,12 @@ def parse_batch(raw: Any) -> tuple[list[AnyEvent], list[EventError]]:
 
 def decode_event(data: bytes) -> AnyEvent:
     """Returns the event encoded in a Kafka record value, or raises `InvalidEvent`."""
+    try:
+        # pydantic reads the bytes and validates them in one pass, twice as fast as building the
+        # object first (measured). What it refuses is read again below, for the reasons.
+        return _EVENT.validator.validate_json(data)  # type: ignore[no-any-return]
+    except ValidationError:
+        pass
     try:
         raw = orjson.loads(data)
     except orjson.JSONDecodeError as exc:

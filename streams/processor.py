@@ -18,13 +18,14 @@ import orjson
 
 from experiments.attribution import (
     NOTHING,
+    SEGMENTED,
     ConsentTimeline,
     Contributions,
     Key,
     PilotLog,
     PilotRuntime,
     contributions,
-    delta,
+    figure_delta,
     ms_datetime,
     to_ms,
 )
@@ -132,11 +133,46 @@ class ParticipantState:
 
 
 class Aggregates:
-    """Per-partition sums of every participant's contributions, and which changed since the flush."""
+    """Per-partition sums of every participant's contributions, and which changed since the flush.
+
+    A batch's changes are first summed per partition, pilot and segments (the participants sharing
+    their segments), then spread over the segments once, by `settle`: each participant's change would
+    otherwise be added once per segment, the processor's largest cost (measured)."""
 
     def __init__(self) -> None:
         self.sums: dict[int, dict[Key, list[float]]] = defaultdict(dict)
         self.dirty: dict[int, set[Key]] = defaultdict(set)
+        self._pending: dict[tuple[int, str, tuple[str, ...]], dict[Key, list[float]]] = {}
+
+    def change(self, partition: int, pilot_key: str, old: Contributions, new: Contributions) -> None:
+        """Queues a participant's change of contributions in a pilot (`new - old`) until `settle`."""
+        if old.segments == new.segments:
+            self._queue(partition, pilot_key, new.segments, figure_delta(old.figures, new.figures))
+        else:
+            self._queue(partition, pilot_key, old.segments, ((k, [-a for a in v]) for k, v in old.figures.items()))
+            self._queue(partition, pilot_key, new.segments, new.figures.items())
+
+    def _queue(
+        self, partition: int, pilot_key: str, segments: tuple[str, ...], changes: Iterable[tuple[Key, Iterable[float]]]
+    ) -> None:
+        where = (partition, pilot_key, segments)
+        queued = self._pending.get(where)
+        if queued is None:
+            queued = self._pending[where] = {}
+        for key, vec in changes:
+            cur = queued.get(key)
+            queued[key] = list(vec) if cur is None else [a + b for a, b in zip(cur, vec, strict=True)]
+
+    def settle(self) -> None:
+        """Adds the changes queued since the last call to the sums."""
+        pending, self._pending = self._pending, {}
+        for (partition, pilot_key, segments), changes in pending.items():
+            for key, vec in changes.items():
+                if key[0] in SEGMENTED:
+                    for seg in segments:
+                        self.add(partition, (pilot_key, *key, seg), vec)
+                else:
+                    self.add(partition, (pilot_key, *key), vec)
 
     def add(self, partition: int, key: Key, vec: Iterable[float]) -> None:
         part = self.sums[partition]
@@ -149,17 +185,20 @@ class Aggregates:
         self.dirty[partition].add(key)
 
     def drop(self, partitions: Iterable[int]) -> None:
+        self.settle()
         for p in partitions:
             self.sums.pop(p, None)
             self.dirty.pop(p, None)
 
     def take_dirty(self) -> dict[int, dict[Key, list[float]]]:
         """Returns the changed figures of each partition, and forgets that they changed."""
+        self.settle()
         out = {p: {k: list(self.sums[p][k]) for k in keys} for p, keys in self.dirty.items() if keys}
         self.dirty = defaultdict(set)
         return out
 
     def everything(self) -> dict[int, dict[Key, list[float]]]:
+        self.settle()
         return {p: {k: list(v) for k, v in part.items()} for p, part in self.sums.items()}
 
 
@@ -220,8 +259,7 @@ class Processor:
             pilot = self.registry.pilots.get(pilot_key)
             log = state.logs.get(pilot_key)
             new = contributions(log, pilot) if (pilot and log) else NOTHING
-            for key, vec in delta(old, new):
-                self.aggregates.add(partition, (pilot_key, *key), vec)
+            self.aggregates.change(partition, pilot_key, old, new)
         return state if changed else None
 
     def _erase(self, state: ParticipantState, ms: int, changed: dict[str, Contributions]) -> bool:
@@ -255,7 +293,8 @@ class Processor:
             outcome.dead_letters.append(self._dead(rec, f"unknown pilot {event.pilot_id!r}", "pilot_id"))
             return False
         log = state.logs.get(event.pilot_id)
-        if log is not None and event.event_id.hex[:16] in log.seen:
+        short_id = event.event_id.hex[:16]
+        if log is not None and short_id in log.seen:
             outcome.duplicates += 1
             return False
         reason = self._refusal(pilot, event, ms, rec.partition)
@@ -265,7 +304,7 @@ class Processor:
         if log is None:
             log = state.logs[event.pilot_id] = PilotLog()
         self._remember_old(state, event.pilot_id, log, changed)
-        log.mark_seen(event.event_id.hex)
+        log.seen.add(short_id)
         match event:
             case Exposure():
                 log.add_exposure(event.payload.experiment, ms, event.payload.variant)
@@ -303,11 +342,10 @@ class Processor:
                     f"unknown experiment {event.payload.experiment!r} for pilot {pilot.key!r}",
                     "payload.experiment",
                 )
-            names = exp.spec.variant_weights
-            if event.payload.variant not in names:
+            if event.payload.variant not in exp.variants:
                 return (
                     f"variant {event.payload.variant!r} is not a variant of experiment "
-                    f"{event.payload.experiment!r} ({', '.join(names)})",
+                    f"{event.payload.experiment!r} ({', '.join(exp.spec.variant_weights)})",
                     "payload.variant",
                 )
         if (
@@ -330,7 +368,9 @@ class Processor:
         return self.newest.get(partition, {}).get(event_type, 0)
 
     def end_batch(self) -> None:
-        """Moves the event times of the batch just applied into the watermarks."""
+        """Adds the batch's changes to the aggregates, and moves the event times of the batch just
+        applied into the watermarks."""
+        self.aggregates.settle()
         for partition, arriving in self._arriving.items():
             newest = self.newest[partition]
             for kind, ms in arriving.items():

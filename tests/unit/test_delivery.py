@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from aiokafka.producer.message_accumulator import BatchBuilder
+from aiokafka.record.default_records import DefaultRecordBatch
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
@@ -127,3 +129,29 @@ def test_a_handler_that_fails_acknowledges_nothing() -> None:
         with pytest.raises(RuntimeError, match="store away"):
             deliver(app, c, {USAGE: records(USAGE, 0, 1)})
         assert c._new_offset(USAGE) is None
+
+
+def test_records_sent_in_batches_reach_each_partition_whole_and_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    sent: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
+
+    class Producer:
+        """aiokafka's batch interface, with aiokafka's own batch builder (1,000 bytes a batch)."""
+
+        def create_batch(self) -> BatchBuilder:
+            return BatchBuilder(1000, 0)
+
+        async def send_batch(self, batch: BatchBuilder, topic: str, *, partition: int) -> None:
+            built = DefaultRecordBatch(bytes(batch._build()))
+            sent.append((topic, partition, [(r.key, r.value) for r in built]))
+
+    monkeypatch.setattr(app.producer, "_ensure_producer", Producer, raising=False)
+    wanted = [(f"p{i}".encode(), i % 3, f"{i:03d}".encode() * 100) for i in range(40)]
+    wanted.insert(7, (b"big", 1, b"x" * 5000))  # larger than a whole batch: sent in one of its own
+    asyncio.run(app.send_records("u-changelog", wanted))
+
+    assert {topic for topic, _, _ in sent} == {"u-changelog"}
+    assert len(sent) > 3  # the partitions' records did not fit one batch each
+    for partition in range(3):
+        got = [rec for _, p, recs in sent if p == partition for rec in recs]
+        assert got == [(key, value) for key, p, value in wanted if p == partition]

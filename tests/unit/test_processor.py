@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from experiments.attribution import ExperimentRuntime, PilotRuntime, to_ms
 from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
-from streams.events import dead_letter, encode_erasure, new_event
+from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
 from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
 
 SPEC = """
@@ -212,6 +212,16 @@ def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:
     letters = [orjson.loads(d) for d in outcome.dead_letters]
     assert letters[0]["event"] == "not json" and "not valid JSON" in letters[0]["reason"]
     assert letters[1]["field"] == "payload.value" and letters[1]["offset"] == 1
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_a_number_json_does_not_have_is_refused_whichever_parser_reads_it(number: bytes) -> None:
+    # pydantic's JSON parser (the fast path) reads these where orjson and the contract do not.
+    comment = orjson.dumps(ev("feedback", "p1", {"kind": "comment", "text": "hi"}, 0))
+    with pytest.raises(InvalidEvent, match="is not valid JSON"):
+        decode_event(comment.replace(b'"kind":"comment"', b'"kind":"comment","score":' + number))
+    with pytest.raises(InvalidEvent, match=r"payload.value: Input should be a finite number \(got nan\)"):
+        parse_event(ev("usage", "p1", {"action": "ride", "value": float("nan")}, 0))
 
 
 def test_erasure_gives_the_aggregates_computed_without_the_participant() -> None:

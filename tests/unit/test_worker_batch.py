@@ -12,10 +12,12 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord
 
+from experiments.registry import PilotSpec
 from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
 from streams.app import create_app
+from streams.delivery import BatchApp
 from streams.events import Topics, new_event
 from streams.processor import ParticipantState
 from streams.sink import Sink
@@ -28,18 +30,25 @@ def record(topic: str, offset: int, event: dict[str, Any]) -> ConsumerRecord[byt
     return kafka_record(topic, 0, offset, event["participant_id"].encode(), orjson.dumps(event))
 
 
-def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A rebuild (after a rebalance or a registry change) can run whenever the batch waits; it must
-    # find every state whose deltas the aggregates already took, and a comment's text must not hang
-    # on the changelog answering.
+def worker_app(tmp_path: Path) -> tuple[BatchApp, PilotSpec]:
+    """The worker's app, on a store that knows the bike-share pilot."""
     settings = load_settings({"RHIZOME_STATE_DIR": str(tmp_path), "RHIZOME_NAMESPACE": "unit"})
     store = Store(settings.database_url)
     store.migrate()
     pilot = parse_pilot_spec(SPEC)
     store.apply_pilot(pilot)
     app = create_app(settings)
+    assert isinstance(app, BatchApp)
+    return app, pilot
+
+
+def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild (after a rebalance or a registry change) can run whenever the batch waits; it must
+    # find every state whose deltas the aggregates already took, and a comment's text must not hang
+    # on the changelog answering.
+    app, pilot = worker_app(tmp_path)
     topics = Topics("unit")
     at = datetime.now(UTC) - timedelta(hours=1)
     events = [
@@ -52,12 +61,12 @@ def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
     texts: list[str] = []
     monkeypatch.setattr(Sink, "keep_texts", lambda _self, kept: texts.extend(t["text"] for t in kept))
 
-    async def send(topic: str, key: bytes, value: bytes, **_: Any) -> None:
-        sent.append(key)
+    async def send_records(topic: str, records: list[tuple[bytes, int, bytes]]) -> None:
+        sent.extend(key for key, _, _ in records)
         await kafka_answers.wait()
 
     async def scenario() -> None:
-        app.producer.send = send  # type: ignore[method-assign]
+        app.send_records = send_records  # type: ignore[attr-defined]
         assert app.batch_handler is not None
         handling = asyncio.ensure_future(app.batch_handler(batch))
         while not sent:
@@ -71,3 +80,35 @@ def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
         assert sent == [b"citizen-1"]
 
     asyncio.run(scenario())
+
+
+def test_a_large_batch_is_applied_a_chunk_of_participants_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each chunk's states are kept (and sent) before the next chunk is applied, so a batch never
+    # holds the loop for all of its participants at once, and none of them is lost.
+    monkeypatch.setattr("streams.app.CHUNK_PARTICIPANTS", 2)
+    app, pilot = worker_app(tmp_path)
+    topics = Topics("unit")
+    at = datetime.now(UTC) - timedelta(hours=1)
+    citizens = [f"citizen-{i}" for i in range(5)]
+    batch = [
+        record(topics.consent, i, new_event("consent", pilot.key, pid, {"granted": True}, occurred_at=at))
+        for i, pid in enumerate(citizens)
+    ]
+    sends: list[list[bytes]] = []
+    table = app.tables["participants"]
+
+    async def send_records(topic: str, records: list[tuple[bytes, int, bytes]]) -> None:
+        # Every state sent so far is in the table's store when its chunk is sent.
+        assert all(key in table.data for sent in sends for key in sent)
+        sends.append([key for key, _, _ in records])
+
+    async def scenario() -> None:
+        app.send_records = send_records  # type: ignore[attr-defined]
+        assert app.batch_handler is not None
+        await app.batch_handler(batch)
+
+    asyncio.run(scenario())
+    assert sends == [[b"citizen-0", b"citizen-1"], [b"citizen-2", b"citizen-3"], [b"citizen-4"]]
+    assert all(len(ParticipantState.from_bytes(table.data[p.encode()]).logs[pilot.key].seen) == 1 for p in citizens)

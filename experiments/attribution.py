@@ -29,7 +29,7 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from experiments.feedback import nps_bucket
 from experiments.registry import ANY_ACTION, ExperimentSpec, ExperimentStatus, MetricSpec, PilotSpec
@@ -50,6 +50,7 @@ MAX_EXPOSURES = 8
 Key = tuple[Any, ...]
 Vector = tuple[float, ...]
 SEGMENTED = frozenset({"a", "d", "r"})
+V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +62,17 @@ class Contributions:
 
     def expanded(self) -> Iterable[tuple[Key, Vector]]:
         """Yields every (key with segment, vector) this participant adds to."""
-        for key, vec in self.figures.items():
-            if key[0] in SEGMENTED:
-                for seg in self.segments:
-                    yield (*key, seg), vec
-            else:
-                yield key, vec
+        return spread(self.figures, self.segments)
+
+
+def spread(figures: Mapping[Key, V], segments: tuple[str, ...]) -> Iterable[tuple[Key, V]]:
+    """Yields each figure under each of the segments (those of a segmented kind) or once (the others)."""
+    for key, vec in figures.items():
+        if key[0] in SEGMENTED:
+            for seg in segments:
+                yield (*key, seg), vec
+        else:
+            yield key, vec
 
 
 NOTHING = Contributions({}, ())
@@ -279,18 +285,17 @@ def _metric_value(
 def metric_vector(
     metric: MetricSpec,
     usage: list[tuple[int, str, float | None]],
+    times: list[int],
     t0: int,
     stop: int | None,
-    times: list[int] | None = None,
 ) -> Vector:
-    """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant (`times`:
-    the usage events' times, when the caller has them)."""
-    at = [u[0] for u in usage] if times is None else times
+    """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant, from their
+    counted usage events and those events' times."""
 
     def window(start: int, end: int, action: str, agg: str) -> float:
         if stop is not None:
             end = min(end, stop)
-        return _metric_value(metric, usage, at, start, end, action, agg) if end > start else 0.0
+        return _metric_value(metric, usage, times, start, end, action, agg) if end > start else 0.0
 
     if metric.type == "retention":
         week = metric.week or 0
@@ -339,13 +344,13 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
         variants[key] = variant
         out["a", key, UNITS, variant] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         for metric in exp.spec.metrics:
-            out["a", key, metric.key, variant] = metric_vector(metric, usage, t0, stop, times)
+            out["a", key, metric.key, variant] = metric_vector(metric, usage, times, t0, stop)
 
     if usage:
-        days = sorted({ms // DAY_MS for ms in times})
+        days = sorted({day_of(ms) for ms in times})
         first_day = days[0]
         key_action = pilot.spec.key_action
-        activated = next((ms // DAY_MS for ms, a, _ in usage if a == key_action), None) if key_action else None
+        activated = next((day_of(ms) for ms, a, _ in usage if a == key_action), None) if key_action else None
         cohort = monday_of(first_day)
         weeks = sorted({(d - cohort) // 7 for d in days})
         for d in days:

@@ -442,8 +442,9 @@ def parse_batch(raw: Any) -> tuple[list[AnyEvent], list[EventError]]:
 def decode_event(data: bytes) -> AnyEvent:
     """Returns the event encoded in a Kafka record value, or raises `InvalidEvent`."""
     try:
-        # pydantic reads the bytes and validates them in one pass, twice as fast as building the
-        # object first (measured). What it refuses is read again below, for the reasons.
+        # pydantic reads the bytes and validates them in one pass, faster than building the object
+        # first (6.1 against 7.5 µs an event, measured). What it refuses is read again below, for
+        # the reasons.
         return _EVENT.validator.validate_json(data)  # type: ignore[no-any-return]
     except ValidationError:
         pass

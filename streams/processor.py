@@ -18,7 +18,6 @@ import orjson
 
 from experiments.attribution import (
     NOTHING,
-    SEGMENTED,
     ConsentTimeline,
     Contributions,
     Key,
@@ -27,6 +26,7 @@ from experiments.attribution import (
     contributions,
     figure_delta,
     ms_datetime,
+    spread,
     to_ms,
 )
 from experiments.feedback import sus_score
@@ -167,12 +167,8 @@ class Aggregates:
         """Adds the changes queued since the last call to the sums."""
         pending, self._pending = self._pending, {}
         for (partition, pilot_key, segments), changes in pending.items():
-            for key, vec in changes.items():
-                if key[0] in SEGMENTED:
-                    for seg in segments:
-                        self.add(partition, (pilot_key, *key, seg), vec)
-                else:
-                    self.add(partition, (pilot_key, *key), vec)
+            for key, vec in spread(changes, segments):
+                self.add(partition, (pilot_key, *key), vec)
 
     def add(self, partition: int, key: Key, vec: Iterable[float]) -> None:
         part = self.sums[partition]

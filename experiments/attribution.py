@@ -78,6 +78,30 @@ def spread(figures: Mapping[Key, V], segments: tuple[str, ...]) -> Iterable[tupl
 NOTHING = Contributions({}, ())
 
 
+#: How a metric's windows are read: (metric key, shape, once, action, count, window start and end
+#: from t0 in ms, denominator action, denominator count, covariate days in ms). Built once per
+#: experiment: read for every participant of every batch.
+MetricPlan = tuple[str, int, bool, str, bool, int, int, str, bool, int]
+PLAIN, RATIO, COVARIATE = 0, 1, 2
+
+
+def metric_plan(metric: MetricSpec) -> MetricPlan:
+    """Returns how `metric_vector` reads the metric (see `MetricSpec` for the semantics)."""
+    once = metric.type in ("proportion", "retention")
+    if metric.type == "retention":
+        week = metric.week or 0
+        return (metric.key, PLAIN, True, metric.action, True, week * WEEK_MS, (week + 1) * WEEK_MS, "", False, 0)
+    end = int(metric.window_days * DAY_MS)
+    count = metric.aggregate == "count"
+    if metric.type == "ratio" and metric.denominator:
+        denominator_count = metric.denominator_aggregate == "count"
+        return (metric.key, RATIO, once, metric.action, count, 0, end, metric.denominator, denominator_count, 0)
+    if metric.covariate_days:
+        cov = int(metric.covariate_days * DAY_MS)
+        return (metric.key, COVARIATE, once, metric.action, count, 0, end, "", False, cov)
+    return (metric.key, PLAIN, once, metric.action, count, 0, end, "", False, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class ExperimentRuntime:
     """An experiment as the stream processor counts it."""
@@ -86,10 +110,13 @@ class ExperimentRuntime:
     status: ExperimentStatus
     stopped_at_ms: int | None = None
     #: The names of the experiment's variants (read for every exposure, so built once).
-    variants: frozenset[str] = field(init=False)
+    variants: frozenset[str] = field(init=False, compare=False, repr=False)
+    #: Its metrics as `metric_vector` reads them.
+    metrics: tuple[MetricPlan, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "variants", frozenset(self.spec.variant_weights))
+        object.__setattr__(self, "metrics", tuple(metric_plan(m) for m in self.spec.metrics))
 
     @property
     def counts(self) -> bool:
@@ -100,6 +127,11 @@ class ExperimentRuntime:
 class PilotRuntime:
     spec: PilotSpec
     experiments: Mapping[str, ExperimentRuntime]
+    #: The experiments that count (not drafts), in the registry's order.
+    counting: tuple[tuple[str, ExperimentRuntime], ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "counting", tuple((k, e) for k, e in self.experiments.items() if e.counts))
 
     @property
     def key(self) -> str:
@@ -153,7 +185,13 @@ class PilotLog:
         del items[MAX_EXPOSURES:]
 
     def add_usage(self, ms: int, action: str, value: float | None, properties: Mapping[str, str]) -> None:
-        bisect.insort(self.usage, (ms, action, value), key=lambda u: (u[0], u[1], -1e308 if u[2] is None else u[2]))
+        usage = self.usage
+        item = (ms, action, value)
+        # Events mostly arrive in time order: after the last one, the item is appended.
+        if not usage or _usage_order(usage[-1]) <= _usage_order(item):
+            usage.append(item)
+        else:
+            bisect.insort(usage, item, key=_usage_order)
         for name, val in properties.items():
             old = self.properties.get(name)
             if old is None or (ms, val) < old:
@@ -217,6 +255,11 @@ class PilotLog:
         )
 
 
+def _usage_order(item: tuple[int, str, float | None]) -> tuple[int, str, float]:
+    ms, action, value = item
+    return (ms, action, -1e308 if value is None else value)
+
+
 class ConsentTimeline:
     """Answers "was the participant consenting at time t?" from their consent events."""
 
@@ -240,37 +283,45 @@ class ConsentTimeline:
         return i > 0 and self.granted[i - 1]
 
     def counted(self, events: list[tuple[int, str, float | None]]) -> list[tuple[int, str, float | None]]:
-        """Returns the events (sorted by time, time first) made while consenting: `at` for each, in
-        one walk over both lists."""
+        """Returns the events (sorted by time, time first) made while consenting: `at` for each,
+        found by bisecting the events at each consent change."""
         if self.always:
             return events
         times, granted = self.times, self.granted
-        out = []
-        i, n = 0, len(times)
-        for item in events:
-            ms = item[0]
-            while i < n and times[i] <= ms:
-                i += 1
-            if i and granted[i - 1]:
-                out.append(item)
+        out: list[tuple[int, str, float | None]] = []
+        last = len(times) - 1
+        for i, t in enumerate(times):
+            if granted[i]:
+                lo = bisect.bisect_left(events, t, key=_time)
+                hi = len(events) if i == last else bisect.bisect_left(events, times[i + 1], lo, key=_time)
+                if lo == 0 and hi == len(events):
+                    return events
+                out += events[lo:hi]
         return out
 
 
-def _metric_value(
-    metric: MetricSpec,
+def _time(item: tuple[int, str, float | None]) -> int:
+    return item[0]
+
+
+def _window(
     usage: list[tuple[int, str, float | None]],
     times: list[int],
     start: int,
     end: int,
     action: str,
-    agg: str,
+    once: bool,
+    count: bool,
 ) -> float:
+    """Returns the metric quantity of the counted usage events in [start, end): 1 when there is an
+    `action` one (`once`), else their number (`count`) or the sum of their values."""
+    if end <= start:
+        return 0.0
     lo = bisect.bisect_left(times, start)
     hi = bisect.bisect_left(times, end, lo)
     if lo == hi:
         return 0.0
-    once = metric.type in ("proportion", "retention")
-    if action == ANY_ACTION and (once or agg == "count"):
+    if action == ANY_ACTION and (once or count):
         return 1.0 if once else float(hi - lo)
     total = 0.0
     for i in range(lo, hi):
@@ -278,12 +329,12 @@ def _metric_value(
         if action in (name, ANY_ACTION):
             if once:
                 return 1.0
-            total += 1.0 if agg == "count" else (value or 0.0)
+            total += 1.0 if count else (value or 0.0)
     return total
 
 
 def metric_vector(
-    metric: MetricSpec,
+    plan: MetricPlan,
     usage: list[tuple[int, str, float | None]],
     times: list[int],
     t0: int,
@@ -291,23 +342,17 @@ def metric_vector(
 ) -> Vector:
     """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant, from their
     counted usage events and those events' times."""
-
-    def window(start: int, end: int, action: str, agg: str) -> float:
-        if stop is not None:
-            end = min(end, stop)
-        return _metric_value(metric, usage, times, start, end, action, agg) if end > start else 0.0
-
-    if metric.type == "retention":
-        week = metric.week or 0
-        x = window(t0 + week * WEEK_MS, t0 + (week + 1) * WEEK_MS, metric.action, "count")
-        return (1.0, x, x * x, 0.0, 0.0, 0.0)
-    end = t0 + int(metric.window_days * DAY_MS)
-    x = window(t0, end, metric.action, metric.aggregate)
-    if metric.type == "ratio" and metric.denominator:
-        d = window(t0, end, metric.denominator, metric.denominator_aggregate)
+    _key, shape, once, action, count, start, end, denominator, denominator_count, covariate = plan
+    end += t0
+    if stop is not None and stop < end:
+        end = stop
+    x = _window(usage, times, t0 + start, end, action, once, count)
+    if shape == RATIO:
+        d = _window(usage, times, t0, end, denominator, False, denominator_count)
         return (1.0, x, x * x, d, d * d, x * d)
-    if metric.covariate_days:
-        pre = window(t0 - int(metric.covariate_days * DAY_MS), t0, metric.action, metric.aggregate)
+    if shape == COVARIATE:
+        pre_end = t0 if stop is None or t0 < stop else stop
+        pre = _window(usage, times, t0 - covariate, pre_end, action, once, count)
         return (1.0, x, x * x, pre, pre * pre, x * pre)
     return (1.0, x, x * x, 0.0, 0.0, 0.0)
 
@@ -317,48 +362,58 @@ def _add(out: dict[Key, Vector], key: Key, vec: Vector) -> None:
     out[key] = vec if old is None else tuple(a + b for a, b in zip(old, vec, strict=True))
 
 
+UNIT: Vector = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
     """Returns every figure of the pilot this participant's events add to, with their amounts."""
     out: dict[Key, Vector] = {}
-    consent = ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service")
+    spec = pilot.spec
+    consent = ConsentTimeline(log.consent, spec.consent == "collected_by_service")
     usage = consent.counted(log.usage)
     times = [u[0] for u in usage]
-    segments = ("", *(f"{name}:{log.properties[name][1]}" for name in pilot.spec.segments if name in log.properties))
+    properties = log.properties
+    segments = ("", *[f"{name}:{properties[name][1]}" for name in spec.segments if name in properties])
 
     variants: dict[str, str] = {}
-    for key, exp in pilot.experiments.items():
-        if not exp.counts:
-            continue
+    for key, exp in pilot.counting:
         stop = exp.stopped_at_ms
-        first = next(
-            (
-                (t, v)
-                for t, v in log.exposures.get(key, ())
-                if consent.at(t) and (stop is None or t < stop) and v in exp.variants
-            ),
-            None,
-        )
+        allowed = exp.variants
+        first = None
+        for t, v in log.exposures.get(key, ()):
+            if (stop is None or t < stop) and v in allowed and consent.at(t):
+                first = (t, v)
+                break
         if first is None:
             continue
         t0, variant = first
         variants[key] = variant
-        out["a", key, UNITS, variant] = (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-        for metric in exp.spec.metrics:
-            out["a", key, metric.key, variant] = metric_vector(metric, usage, times, t0, stop)
+        out["a", key, UNITS, variant] = UNIT
+        for plan in exp.metrics:
+            out["a", key, plan[0], variant] = metric_vector(plan, usage, times, t0, stop)
 
     if usage:
-        days = sorted({day_of(ms) for ms in times})
+        # The times are sorted, so are their days and weeks: each is new when it differs from the last.
+        days: list[int] = []
+        for ms in times:
+            d = day_of(ms)
+            if not days or days[-1] != d:
+                days.append(d)
         first_day = days[0]
-        key_action = pilot.spec.key_action
+        key_action = spec.key_action
         activated = next((day_of(ms) for ms, a, _ in usage if a == key_action), None) if key_action else None
         cohort = monday_of(first_day)
-        weeks = sorted({(d - cohort) // 7 for d in days})
         for d in days:
             out["d", d] = (1.0, float(d == first_day), float(d == activated))
-        for w in weeks:
-            out["r", cohort, w] = (1.0,)
+        last_week = -1
+        for d in days:
+            w = (d - cohort) // 7
+            if w != last_week:
+                out["r", cohort, w] = (1.0,)
+                last_week = w
 
-    _feedback(out, log, consent, variants)
+    if log.feedback:
+        _feedback(out, log, consent, variants)
     return Contributions(out, segments)
 
 
@@ -395,16 +450,3 @@ def _bucket(kind: str, value: float) -> str:
     if kind == "rating":
         return f"{value:g}"
     return "score"
-
-
-def figure_delta(old: Mapping[Key, Vector], new: Mapping[Key, Vector]) -> Iterable[tuple[Key, Vector]]:
-    """Yields (key, new - old) for every figure whose amount changed (segments apart)."""
-    for key, vec in new.items():
-        prev = old.get(key)
-        if prev is None:
-            yield key, vec
-        elif prev != vec:
-            yield key, tuple(a - b for a, b in zip(vec, prev, strict=True))
-    for key, prev in old.items():
-        if key not in new:
-            yield key, tuple(-a for a in prev)

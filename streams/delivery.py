@@ -16,8 +16,9 @@ What keeps this as safe as faust's path:
   record, so a rebalance that suspends the flow cancels the batch at its next await, and its
   offsets are neither marked read nor acknowledged: the records are fetched again, after the seek
   to the committed offsets, by whichever worker owns them then.
-- Offsets are acknowledged through faust's own `Consumer.ack`, so the commit (only up to the first
-  unacknowledged offset, table changelogs flushed first) is faust's.
+- Offsets are acknowledged with the bookkeeping of faust's own `Consumer.ack`, a partition's
+  offsets at once, so the commit (only up to the first unacknowledged offset, table changelogs
+  flushed first) is faust's.
 - Records of a partition that is no longer active are dropped, as faust drops them, and a batch
   during which the consumer generation changed is not acknowledged.
 
@@ -36,6 +37,8 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 #: What a batch handler receives: the records of one fetch, in offset order within each partition.
 Records = Sequence[ConsumerRecord[bytes, bytes]]
@@ -101,9 +104,27 @@ class BatchConsumer(aiokafka_driver.Consumer):
         if app.consumer_generation_id != generation or not self.flow_active:
             return
         for tp, recs in ends.items():
-            for rec in recs:
-                self.ack(self._to_message(tp, rec))
+            self._ack_offsets(tp, [rec.offset for rec in recs])
             read[tp] = recs[-1].offset
+
+    def _ack_offsets(self, tp: TP, offsets: list[int]) -> None:
+        """faust's `Consumer.ack` for the records of one partition at once, without building a faust
+        message for each (a sixth of a second per 30,000 records, measured): the same bookkeeping,
+        under the same lock, that the commit reads. Batch records are never tracked as unacked
+        messages, so there is none to forget."""
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            index = self._acked_index[tp]
+            fresh = [o for o in offsets if (committed is None or o >= committed) and o not in index]
+            try:
+                if fresh:
+                    index.update(fresh)
+                    self._acked[tp].extend(fresh)
+                    self._n_acked += len(fresh)
+            finally:
+                notify(self._waiting_for_ack)
 
     async def _unread(self, tp: TP, recs: list[Any]) -> list[Any]:
         """Returns the records not read yet; a jump in offsets is noted as a gap that commits may pass."""

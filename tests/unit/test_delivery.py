@@ -93,6 +93,26 @@ def test_a_jump_in_offsets_does_not_hold_the_commit_back() -> None:
         assert [c._new_offset(USAGE), c._new_offset(USAGE)] == [15, 16]
 
 
+def test_a_batch_is_acknowledged_as_fausts_ack_of_each_record_would() -> None:
+    # The committed offset is 5: faust ignores older offsets; 6 is already acknowledged.
+    def prepared(c: BatchConsumer) -> None:
+        c._committed_offset[USAGE] = 5
+        c._acked_index[USAGE].add(6)
+        c._acked[USAGE].append(6)
+
+    with consumer(nothing) as (app, c, _), consumer(nothing) as (_, faust_way, _):
+        prepared(c)
+        prepared(faust_way)
+        fetched = records(USAGE, 3, 4, 5, 6, 7, 8)
+        deliver(app, c, {USAGE: fetched})
+        for rec in fetched:
+            faust_way.ack(faust_way._to_message(USAGE, rec))
+        assert c._acked[USAGE] == faust_way._acked[USAGE] == [6, 5, 7, 8]
+        assert c._acked_index[USAGE] == faust_way._acked_index[USAGE]
+        assert c._n_acked == faust_way._n_acked == 3
+        assert c._new_offset(USAGE) == faust_way._new_offset(USAGE) == 9
+
+
 def test_records_of_a_partition_no_longer_active_are_dropped() -> None:
     with consumer(nothing) as (app, c, handed):
         deliver(app, c, {USAGE: records(USAGE, 0), CONSENT: records(CONSENT, 0)}, active={CONSENT})

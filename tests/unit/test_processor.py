@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments.attribution import ExperimentRuntime, PilotRuntime, to_ms
+from experiments.attribution import ConsentTimeline, ExperimentRuntime, PilotRuntime, to_ms
 from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
 from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
@@ -302,6 +302,20 @@ def test_any_order_batching_and_redelivery_give_the_ground_truth(seed: int, batc
     proc = processor()
     run(proc, delivered, batch=batch)
     assert_matches_truth(proc, events)
+
+
+@given(
+    consents=st.lists(st.tuples(st.integers(0, 30), st.booleans()), max_size=6),
+    times=st.lists(st.integers(0, 30), max_size=20),
+    by_service=st.booleans(),
+)
+def test_the_counted_usage_is_the_usage_made_while_consenting(
+    consents: list[tuple[int, bool]], times: list[int], by_service: bool
+) -> None:
+    # Small times, so usage often falls on a consent's own millisecond (a withdrawal wins a tie).
+    timeline = ConsentTimeline(sorted(consents), by_service)
+    usage = sorted((t, "visit", None) for t in times)
+    assert timeline.counted(usage) == [u for u in usage if timeline.at(u[0])]
 
 
 def test_dead_letter_record_keeps_where_it_came_from() -> None:

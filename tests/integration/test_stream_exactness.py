@@ -113,27 +113,23 @@ def inject(stack: Stack, tmp_path: Path, code: str, **env: str) -> None:
 
 LOSE_ACKS = """
 import os, pathlib
-from faust.transport.consumer import Consumer
+from streams.delivery import BatchConsumer
 
-_ack = Consumer.ack
+_ack_offsets = BatchConsumer._ack_offsets
 _topic, _partition, _first = os.environ["LOSE_ACKS"].split(":")
 _marker = pathlib.Path(os.environ["LOSE_ACKS_MARKER"])
+_lost = {int(_first), int(_first) + 1}
 
 
-def ack(self, message):
-    if (
-        message.topic == _topic and message.partition == int(_partition)
-        and message.offset in (int(_first), int(_first) + 1) and not _marker.exists()
-    ):
-        if message.offset == int(_first) + 1:
+def ack_offsets(self, tp, offsets):
+    if tp.topic == _topic and tp.partition == int(_partition) and not _marker.exists() and _lost & set(offsets):
+        if int(_first) + 1 in offsets:
             _marker.write_text("lost")
-        message.acked = True
-        self._unacked_messages.discard(message)
-        return False
-    return _ack(self, message)
+        offsets = [o for o in offsets if o not in _lost]
+    return _ack_offsets(self, tp, offsets)
 
 
-Consumer.ack = ack
+BatchConsumer._ack_offsets = ack_offsets
 """
 
 

@@ -29,7 +29,8 @@ import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, TypeVar
+from operator import itemgetter
+from typing import Any, NamedTuple, TypeVar
 
 from experiments.feedback import nps_bucket
 from experiments.registry import ANY_ACTION, ExperimentSpec, ExperimentStatus, MetricSpec, PilotSpec
@@ -78,28 +79,41 @@ def spread(figures: Mapping[Key, V], segments: tuple[str, ...]) -> Iterable[tupl
 NOTHING = Contributions({}, ())
 
 
-#: How a metric's windows are read: (metric key, shape, once, action, count, window start and end
-#: from t0 in ms, denominator action, denominator count, covariate days in ms). Built once per
-#: experiment: read for every participant of every batch.
-MetricPlan = tuple[str, int, bool, str, bool, int, int, str, bool, int]
 PLAIN, RATIO, COVARIATE = 0, 1, 2
+
+
+class MetricPlan(NamedTuple):
+    """How `metric_vector` reads a metric's windows, built once per experiment (it is read for every
+    participant of every batch). The window is [t0 + start, t0 + end) in ms."""
+
+    key: str
+    shape: int  # PLAIN, RATIO or COVARIATE
+    once: bool  # 1 when there is an `action` event (proportion, retention)
+    action: str
+    by_count: bool  # the number of `action` events, else the sum of their values
+    start: int
+    end: int
+    denominator: str = ""
+    denominator_count: bool = False
+    covariate: int = 0  # ms before t0
 
 
 def metric_plan(metric: MetricSpec) -> MetricPlan:
     """Returns how `metric_vector` reads the metric (see `MetricSpec` for the semantics)."""
-    once = metric.type in ("proportion", "retention")
+    key, action = metric.key, metric.action
     if metric.type == "retention":
         week = metric.week or 0
-        return (metric.key, PLAIN, True, metric.action, True, week * WEEK_MS, (week + 1) * WEEK_MS, "", False, 0)
+        return MetricPlan(key, PLAIN, True, action, True, week * WEEK_MS, (week + 1) * WEEK_MS)
+    once = metric.type == "proportion"
     end = int(metric.window_days * DAY_MS)
     count = metric.aggregate == "count"
     if metric.type == "ratio" and metric.denominator:
         denominator_count = metric.denominator_aggregate == "count"
-        return (metric.key, RATIO, once, metric.action, count, 0, end, metric.denominator, denominator_count, 0)
+        return MetricPlan(key, RATIO, once, action, count, 0, end, metric.denominator, denominator_count)
     if metric.covariate_days:
-        cov = int(metric.covariate_days * DAY_MS)
-        return (metric.key, COVARIATE, once, metric.action, count, 0, end, "", False, cov)
-    return (metric.key, PLAIN, once, metric.action, count, 0, end, "", False, 0)
+        covariate = int(metric.covariate_days * DAY_MS)
+        return MetricPlan(key, COVARIATE, once, action, count, 0, end, covariate=covariate)
+    return MetricPlan(key, PLAIN, once, action, count, 0, end)
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +274,9 @@ def _usage_order(item: tuple[int, str, float | None]) -> tuple[int, str, float]:
     return (ms, action, -1e308 if value is None else value)
 
 
+_TIME = itemgetter(0)
+
+
 class ConsentTimeline:
     """Answers "was the participant consenting at time t?" from their consent events."""
 
@@ -292,16 +309,12 @@ class ConsentTimeline:
         last = len(times) - 1
         for i, t in enumerate(times):
             if granted[i]:
-                lo = bisect.bisect_left(events, t, key=_time)
-                hi = len(events) if i == last else bisect.bisect_left(events, times[i + 1], lo, key=_time)
+                lo = bisect.bisect_left(events, t, key=_TIME)
+                hi = len(events) if i == last else bisect.bisect_left(events, times[i + 1], lo, key=_TIME)
                 if lo == 0 and hi == len(events):
                     return events
                 out += events[lo:hi]
         return out
-
-
-def _time(item: tuple[int, str, float | None]) -> int:
-    return item[0]
 
 
 def _window(
@@ -342,17 +355,17 @@ def metric_vector(
 ) -> Vector:
     """Returns (n, sum, sum_squares, x_sum, x_sum_squares, sum_products) of one participant, from their
     counted usage events and those events' times."""
-    _key, shape, once, action, count, start, end, denominator, denominator_count, covariate = plan
+    _key, shape, once, action, by_count, start, end, denominator, denominator_count, covariate = plan
     end += t0
     if stop is not None and stop < end:
         end = stop
-    x = _window(usage, times, t0 + start, end, action, once, count)
+    x = _window(usage, times, t0 + start, end, action, once, by_count)
     if shape == RATIO:
         d = _window(usage, times, t0, end, denominator, False, denominator_count)
         return (1.0, x, x * x, d, d * d, x * d)
     if shape == COVARIATE:
         pre_end = t0 if stop is None or t0 < stop else stop
-        pre = _window(usage, times, t0 - covariate, pre_end, action, once, count)
+        pre = _window(usage, times, t0 - covariate, pre_end, action, once, by_count)
         return (1.0, x, x * x, pre, pre * pre, x * pre)
     return (1.0, x, x * x, 0.0, 0.0, 0.0)
 
@@ -390,7 +403,7 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
         variants[key] = variant
         out["a", key, UNITS, variant] = UNIT
         for plan in exp.metrics:
-            out["a", key, plan[0], variant] = metric_vector(plan, usage, times, t0, stop)
+            out["a", key, plan.key, variant] = metric_vector(plan, usage, times, t0, stop)
 
     if usage:
         # The times are sorted, so are their days and weeks: each is new when it differs from the last.

@@ -166,7 +166,7 @@ def create_app(settings: Settings) -> faust.App:
         for key, records in chunk.items():
             raw = states.get(key)
             state = ParticipantState.from_bytes(raw) if raw is not None else None
-            new = processor.process(key.decode("utf-8", "replace"), state, records, outcome)
+            new = processor.process(state, records, outcome)
             if new is not None:
                 changed.append((key, new.partition, new.to_bytes()))
         processor.aggregates.settle()

@@ -147,32 +147,26 @@ class Aggregates:
     def change(self, partition: int, pilot_key: str, old: Contributions, new: Contributions) -> None:
         """Queues a participant's change of contributions in a pilot (`new - old`) until `settle`:
         the figures whose amount changed, each added to the sum of its partition, pilot and segments
-        (the processor's most repeated additions: written out here, with no generator between)."""
+        (the processor's most repeated additions, with no generator between)."""
         before, after = old.figures, new.figures
         if old.segments == new.segments:
             queued = self._queued(partition, pilot_key, new.segments)
             for key, now in after.items():
                 prev = before.get(key)
                 if prev is None:
-                    vec: Iterable[float] = now
-                elif prev == now:
-                    continue
-                else:
-                    vec = tuple(map(sub, now, prev))
-                cur = queued.get(key)
-                queued[key] = list(vec) if cur is None else list(map(add, cur, vec))
+                    _accumulate(queued, key, now)
+                elif prev != now:
+                    _accumulate(queued, key, tuple(map(sub, now, prev)))
             gone = [key for key in before if key not in after]
         else:
             queued = self._queued(partition, pilot_key, new.segments)
-            for key, vec in after.items():
-                cur = queued.get(key)
-                queued[key] = list(vec) if cur is None else list(map(add, cur, vec))
+            for key, now in after.items():
+                _accumulate(queued, key, now)
             gone = list(before)
             if gone:
                 queued = self._queued(partition, pilot_key, old.segments)
         for key in gone:
-            cur = queued.get(key)
-            queued[key] = [-a for a in before[key]] if cur is None else list(map(sub, cur, before[key]))
+            _accumulate(queued, key, [-a for a in before[key]])
 
     def _queued(self, partition: int, pilot_key: str, segments: tuple[str, ...]) -> dict[Key, list[float]]:
         where = (partition, pilot_key, segments)
@@ -216,6 +210,11 @@ class Aggregates:
         return {p: {k: list(v) for k, v in part.items()} for p, part in self.sums.items()}
 
 
+def _accumulate(sums: dict[Key, list[float]], key: Key, vec: Iterable[float]) -> None:
+    cur = sums.get(key)
+    sums[key] = list(vec) if cur is None else list(map(add, cur, vec))
+
+
 class Processor:
     """Applies batches of events to participant states and keeps the aggregates exact."""
 
@@ -239,7 +238,6 @@ class Processor:
 
     def process(
         self,
-        participant: str,
         state: ParticipantState | None,
         records: list[Incoming],
         outcome: Outcome,

@@ -61,7 +61,7 @@ def run(
             groups[ev["participant_id"]].append(Incoming.decoded(value, topic, 0, i + offset, ERASURE_TOPIC))
         for pid, recs in groups.items():
             raw = states.get(pid)
-            new = proc.process(pid, ParticipantState.from_json(raw) if raw else None, recs, outcome)
+            new = proc.process(ParticipantState.from_json(raw) if raw else None, recs, outcome)
             if new is not None:
                 states[pid] = orjson.loads(orjson.dumps(new.to_json()))
         proc.end_batch()
@@ -208,7 +208,7 @@ def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:
         Incoming.decoded(b"not json", "ns.usage", 0, 0, ERASURE_TOPIC),
         Incoming.decoded(orjson.dumps(bad), "ns.usage", 0, 1, ERASURE_TOPIC),
     ]
-    proc.process("p1", None, recs, outcome)
+    proc.process(None, recs, outcome)
     letters = [orjson.loads(d) for d in outcome.dead_letters]
     assert letters[0]["event"] == "not json" and "not valid JSON" in letters[0]["reason"]
     assert letters[1]["field"] == "payload.value" and letters[1]["offset"] == 1

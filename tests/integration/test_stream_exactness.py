@@ -168,12 +168,12 @@ _marker = pathlib.Path(os.environ["FAIL_ONCE_MARKER"])
 _calls = [0]
 
 
-def process(self, participant, state, records, outcome):
+def process(self, *args):
     _calls[0] += 1
     if _calls[0] == int(os.environ["FAIL_ONCE_AT"]) and not _marker.exists():
         _marker.write_text("failed")
         raise RuntimeError("injected processing failure")
-    return _process(self, participant, state, records, outcome)
+    return _process(self, *args)
 
 
 processor.Processor.process = process

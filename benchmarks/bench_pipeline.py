@@ -36,7 +36,7 @@ from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
 from services.simulator.citizens import BEHAVIOURS, generate
-from streams.events import Topics, ensure_topics
+from streams.events import GroupOffsets, Topics, ensure_topics
 from tests.support.postgres import free_port
 from tests.support.stack import Stack
 
@@ -137,9 +137,15 @@ def worker_throughput(stack: Stack, total: int) -> tuple[float, float]:
     """Returns (events/s from a full backlog to caught up, worker RSS in MiB at the end)."""
     worker = stack.start_worker()
     stack.wait(lambda: group_stable(stack.bootstrap, stack.namespace), 120, what="the worker to join its group")
-    began = time.perf_counter()
-    stack.wait(stack.caught_up, 1800, what="the worker to catch up")
-    elapsed = time.perf_counter() - began
+    # One client asks for the offsets every poll: a new one each time took 0.14 s and 35 ms of CPU
+    # (measured), beside the worker on this machine's two cores.
+    offsets = GroupOffsets(stack.bootstrap, stack.namespace)
+    try:
+        began = time.perf_counter()
+        stack.wait(lambda: stack.caught_up(offsets), 1800, what="the worker to catch up")
+        elapsed = time.perf_counter() - began
+    finally:
+        offsets.close()
     rss = psutil.Process(worker.pid).memory_info().rss / 2**20
     return total / elapsed, rss
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from operator import add, sub
 from typing import Any
@@ -101,14 +101,20 @@ class Outcome:
 
 
 class ParticipantState:
-    """A participant's logs in every pilot, and the partition they live in (the faust table value)."""
+    """A participant's logs in every pilot, and the partition they live in (the faust table value).
 
-    __slots__ = ("erased_ms", "logs", "partition")
+    `counted` is not stored: the contributions of each pilot's log as the processor last counted them,
+    under the registry whose digest is `counted_under`, so that a state kept parsed between batches
+    (`LiveStates`) is not counted again before its next change."""
+
+    __slots__ = ("counted", "counted_under", "erased_ms", "logs", "partition")
 
     def __init__(self, partition: int, logs: dict[str, PilotLog] | None = None, erased_ms: int | None = None):
         self.partition = partition
         self.logs = logs or {}
         self.erased_ms = erased_ms
+        self.counted: dict[str, Contributions] = {}
+        self.counted_under = ""
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"p": self.partition, "l": {k: v.to_json() for k, v in self.logs.items()}}
@@ -130,6 +136,43 @@ class ParticipantState:
             {k: PilotLog.from_json(v) for k, v in doc.get("l", {}).items()},
             doc.get("e"),
         )
+
+
+class LiveStates:
+    """Participant states kept parsed between batches, each beside the stored bytes it equals.
+
+    A state's `counted` contributions are what its next change is measured from, so a state kept
+    parsed is neither parsed nor counted again at the participant's next batch. A state is taken out
+    while it is processed and put back with the bytes it was stored as, and used again only while the
+    store still holds those very bytes (the same object): anything else that wrote the key (a table
+    recovery, a failed batch that never stored its states) makes the state be parsed from the store
+    again. The newest `limit` participants are kept."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._live: dict[bytes, tuple[bytes, ParticipantState]] = {}
+
+    def take(self, key: bytes, raw: bytes | None) -> ParticipantState | None:
+        """Returns the participant's state stored as `raw` (None when there is none), no longer kept."""
+        kept = self._live.pop(key, None)
+        if raw is None:
+            return None
+        if kept is not None and kept[0] is raw:
+            return kept[1]
+        return ParticipantState.from_bytes(raw)
+
+    def keep(self, key: bytes, raw: bytes, state: ParticipantState) -> None:
+        """Keeps the state, stored as `raw`, forgetting the least recently kept beyond the limit."""
+        live = self._live
+        live[key] = (raw, state)
+        if len(live) > self.limit:
+            del live[next(iter(live))]
+
+    def clear(self) -> None:
+        self._live.clear()
+
+    def __len__(self) -> int:
+        return len(self._live)
 
 
 class Aggregates:
@@ -236,6 +279,27 @@ class Processor:
 
     # --- batches ------------------------------------------------------------------------------
 
+    def process_chunk(
+        self, states: MutableMapping[bytes, bytes], chunk: Mapping[bytes, list[Incoming]], live: LiveStates
+    ) -> tuple[Outcome, list[tuple[bytes, int, bytes]]]:
+        """Applies each participant's records to their state, read from `states` (the table's store)
+        or kept parsed in `live`; once the aggregates have taken the changes, writes the new states
+        to `states` and keeps them in `live`. Returns the outcome and the new states as (key,
+        partition, value) records for the changelog."""
+        outcome = Outcome()
+        changed: list[tuple[bytes, int, bytes]] = []
+        kept: list[ParticipantState] = []
+        for key, records in chunk.items():
+            new = self.process(live.take(key, states.get(key)), records, outcome)
+            if new is not None:
+                changed.append((key, new.partition, new.to_bytes()))
+                kept.append(new)
+        self.aggregates.settle()
+        for (key, _, value), state in zip(changed, kept, strict=True):
+            states[key] = value
+            live.keep(key, value, state)
+        return outcome, changed
+
     def process(
         self,
         state: ParticipantState | None,
@@ -246,6 +310,10 @@ class Processor:
         partition = records[0].partition
         state = state or ParticipantState(partition)
         state.partition = partition
+        if state.counted_under != self.registry.digest:
+            # Counted under another registry (or never): count again from the logs when they change.
+            state.counted = {}
+            state.counted_under = self.registry.digest
         valid: list[Incoming] = []
         erasures: list[int] = []
         for rec in records:
@@ -264,14 +332,20 @@ class Processor:
         changed = False
         for ms in erasures:
             changed |= self._erase(state, ms, changed_pilots)
+        # What every event of the participant is checked against, looked up once.
+        horizon = self.clock() * 1000 + FUTURE_SKEW_MS
+        watermarks = self.newest.get(partition, {})
+        arriving = self._arriving[partition]
         for rec in valid:
             assert rec.event is not None
-            changed |= self._apply(state, rec, rec.event, outcome, changed_pilots)
+            changed |= self._apply(state, rec, rec.event, outcome, changed_pilots, horizon, watermarks, arriving)
+        counted = state.counted
         for pilot_key, old in changed_pilots.items():
             pilot = self.registry.pilots.get(pilot_key)
             log = state.logs.get(pilot_key)
             new = contributions(log, pilot) if (pilot and log) else NOTHING
             self.aggregates.change(partition, pilot_key, old, new)
+            counted[pilot_key] = new
         return state if changed else None
 
     def _erase(self, state: ParticipantState, ms: int, changed: dict[str, Contributions]) -> bool:
@@ -285,8 +359,11 @@ class Processor:
         self, state: ParticipantState, pilot_key: str, log: PilotLog, changed: dict[str, Contributions]
     ) -> None:
         if pilot_key not in changed:
-            pilot = self.registry.pilots.get(pilot_key)
-            changed[pilot_key] = contributions(log, pilot) if pilot else NOTHING
+            counted = state.counted.get(pilot_key)
+            if counted is None:
+                pilot = self.registry.pilots.get(pilot_key)
+                counted = contributions(log, pilot) if pilot else NOTHING
+            changed[pilot_key] = counted
 
     def _apply(
         self,
@@ -295,33 +372,44 @@ class Processor:
         event: AnyEvent,
         outcome: Outcome,
         changed: dict[str, Contributions],
+        horizon: float,
+        watermarks: Mapping[str, int],
+        arriving: dict[str, int],
     ) -> bool:
+        """Applies one event to the state; returns False when it was a duplicate or refused. Run for
+        every event: an ordinary usage event takes the shortest path, the rest `_refusal`'s checks."""
         ms = to_ms(event.occurred_at)
         if state.erased_ms is not None and ms <= state.erased_ms:
             outcome.duplicates += 1
             return False
-        pilot = self.registry.pilots.get(event.pilot_id)
+        pilot_key = event.pilot_id
+        pilot = self.registry.pilots.get(pilot_key)
         if pilot is None:
-            outcome.dead_letters.append(self._dead(rec, f"unknown pilot {event.pilot_id!r}", "pilot_id"))
+            outcome.dead_letters.append(self._dead(rec, f"unknown pilot {pilot_key!r}", "pilot_id"))
             return False
-        log = state.logs.get(event.pilot_id)
+        log = state.logs.get(pilot_key)
         short_id = f"{event.event_id.int >> 64:016x}"  # = event_id.hex[:16], without UUID.hex's call
         if log is not None and short_id in log.seen:
             outcome.duplicates += 1
             return False
-        reason = self._refusal(pilot, event, ms, rec.partition)
-        if reason is not None:
-            outcome.dead_letters.append(self._dead(rec, *reason))
-            return False
+        kind = event.type
+        watermark = watermarks.get(kind, 0)
+        if kind != "usage" or ms > horizon or (watermark and ms < watermark - self.grace_ms):
+            reason = self._refusal(pilot, event, ms, rec.partition)
+            if reason is not None:
+                outcome.dead_letters.append(self._dead(rec, *reason))
+                return False
         if log is None:
-            log = state.logs[event.pilot_id] = PilotLog()
-        self._remember_old(state, event.pilot_id, log, changed)
+            log = state.logs[pilot_key] = PilotLog()
+        if pilot_key not in changed:
+            self._remember_old(state, pilot_key, log, changed)
         log.seen.add(short_id)
         match event:
+            case Usage():
+                used = event.payload
+                log.add_usage(ms, used.action, used.value, used.properties)
             case Exposure():
                 log.add_exposure(event.payload.experiment, ms, event.payload.variant)
-            case Usage():
-                log.add_usage(ms, event.payload.action, event.payload.value, event.payload.properties)
             case Consent():
                 log.add_consent(ms, event.payload.granted)
             case Feedback():
@@ -330,8 +418,8 @@ class Processor:
                 log.add_feedback(ms, p.kind, p.score, sus, p.target, p.experiment)
                 if p.kind in ("comment", "idea") and p.text:
                     self._keep_text(log, pilot, event, ms, outcome)
-        arriving = self._arriving[rec.partition]
-        arriving[event.type] = max(arriving.get(event.type, 0), ms)
+        if ms > arriving.get(kind, 0):
+            arriving[kind] = ms
         outcome.applied += 1
         return True
 

@@ -155,24 +155,26 @@ class Stack:
             if RESTART_LOG in line
         ]
 
-    def caught_up(self) -> bool:
-        """Returns True when the workers' committed offsets reach the end of every event topic."""
+    def caught_up(self, offsets: GroupOffsets | None = None) -> bool:
+        """Returns True when the workers' committed offsets reach the end of every event topic (read
+        through `offsets` when given, kept open by a caller that asks often)."""
         from kafka.errors import KafkaError
 
         try:
-            return not self.lagging()
+            return not self.lagging(offsets)
         except KafkaError as exc:  # a retriable one: the group's coordinator may still be loading
             if exc.retriable:
                 return False
             raise
 
-    def lagging(self) -> dict[str, tuple[int | None, int]]:
+    def lagging(self, offsets: GroupOffsets | None = None) -> dict[str, tuple[int | None, int]]:
         """Returns the partitions whose committed offset is behind their end: {"topic/p": (committed, end)}."""
-        offsets = GroupOffsets(self.bootstrap, self.namespace)
+        reader = offsets or GroupOffsets(self.bootstrap, self.namespace)
         try:
-            return offsets.lagging((t, p) for t in Topics(self.namespace).partitioned for p in range(self.partitions))
+            return reader.lagging((t, p) for t in Topics(self.namespace).partitioned for p in range(self.partitions))
         finally:
-            offsets.close()
+            if offsets is None:
+                reader.close()
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

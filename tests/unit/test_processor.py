@@ -16,7 +16,7 @@ from experiments.attribution import ConsentTimeline, ExperimentRuntime, PilotRun
 from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
 from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
-from streams.processor import Incoming, Outcome, ParticipantState, Processor, Registry
+from streams.processor import Incoming, LiveStates, Outcome, ParticipantState, Processor, Registry
 
 SPEC = """
 pilot: {key: lab, name: Lab, consent: required, segments: [district], key_action: buy}
@@ -322,3 +322,72 @@ def test_dead_letter_record_keeps_where_it_came_from() -> None:
     record = orjson.loads(dead_letter("why", "payload.x", b'{"a": 1}', topic="t", partition=2, offset=9))
     assert record == {"reason": "why", "field": "payload.x", "at": record["at"], "topic": "t", "partition": 2,
                       "offset": 9, "event": {"a": 1}}  # fmt: skip
+
+
+def run_kept(
+    proc: Processor, events: list[dict[str, Any]], store: dict[bytes, bytes], live: LiveStates, batch: int
+) -> None:
+    """Feeds the events in batches like the worker: states read from and written to the byte store,
+    and kept parsed between batches in `live`."""
+    for i in range(0, len(events), batch):
+        chunk: dict[bytes, list[Incoming]] = defaultdict(list)
+        for offset, e in enumerate(events[i : i + batch]):
+            value = orjson.dumps(e)
+            chunk[e["participant_id"].encode()].append(Incoming.decoded(value, f"ns.{e['type']}", 0, i + offset, ""))
+        proc.process_chunk(store, chunk, live)
+        proc.end_batch()
+
+
+def assert_aggregates_are_those_of_the_states(proc: Processor, store: dict[bytes, bytes]) -> None:
+    """The aggregates equal the contributions of the stored states, counted afresh."""
+    recounted = processor(proc.registry)
+    recounted.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
+    got, want = proc.aggregates.everything().get(0, {}), recounted.aggregates.everything().get(0, {})
+    nonzero = {k: v for k, v in got.items() if any(abs(x) > 1e-9 for x in v)}
+    assert set(nonzero) == {k for k, v in want.items() if any(abs(x) > 1e-9 for x in v)}
+    for key, vec in nonzero.items():
+        assert vec == pytest.approx(want[key], abs=1e-9), key
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 30), limit=st.integers(1, 6))
+def test_states_kept_parsed_across_a_registry_change_count_as_states_read_from_the_store(
+    seed: int, batch: int, limit: int
+) -> None:
+    rng = random.Random(seed)
+    events = random_events(rng, participants=5, per_participant=rng.randint(2, 12))
+    rng.shuffle(events)
+    switch = rng.randrange(1, len(events))
+    proc, store, live = processor(), {}, LiveStates(limit)
+    run_kept(proc, events[:switch], store, live, batch)
+    # The experiment stops: the worker takes the new registry and rebuilds the aggregates from the
+    # stored states; the contributions kept beside the live states were counted under the old one.
+    proc.registry = registry("stopped", NOW + timedelta(hours=rng.uniform(-10, 60)))
+    proc.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
+    run_kept(proc, events[switch:], store, live, batch)
+    assert_aggregates_are_those_of_the_states(proc, store)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), batch=st.integers(1, 30))
+def test_a_state_another_worker_changed_meanwhile_is_read_from_the_store_not_from_the_kept_one(
+    seed: int, batch: int
+) -> None:
+    rng = random.Random(seed)
+    events = random_events(rng, participants=4, per_participant=rng.randint(3, 12))
+    rng.shuffle(events)
+    first, second = sorted(rng.sample(range(1, len(events)), 2))
+    proc, store, live = processor(), {}, LiveStates(100)
+    run_kept(proc, events[:first], store, live, batch)
+    # The partition moves to another worker, which applies the next events to the states it
+    # recovers from the changelog, then comes back: this worker recovers the other's states.
+    other_store = dict(store)
+    other = processor()
+    other.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in other_store.items()), [0])
+    run_kept(other, events[first:second], other_store, LiveStates(100), batch)
+    store.clear()
+    store.update((k, bytes(bytearray(v))) for k, v in other_store.items())  # recovered: new objects
+    proc.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
+    run_kept(proc, events[second:], store, live, batch)
+    assert_aggregates_are_those_of_the_states(proc, store)
+    assert_matches_truth(proc, events)

@@ -36,6 +36,7 @@ from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
 from services.simulator.citizens import BEHAVIOURS, generate
+from streams.app import FLUSH_EVERY
 from streams.events import GroupOffsets, Topics, ensure_topics
 from tests.support.postgres import free_port
 from tests.support.stack import Stack
@@ -161,7 +162,6 @@ def freshness(stack: Stack, api_key: str, seconds: float = 20.0, rate: float = 1
     total_units = 0
 
     def poll() -> None:
-        baseline = units_now()
         give_up = float("inf")
         while len(seen) < len(posted) or not stop.is_set():
             units = units_now() - baseline
@@ -178,6 +178,16 @@ def freshness(stack: Stack, api_key: str, seconds: float = 20.0, rate: float = 1
     def units_now() -> int:
         return sum(s.n for s in store.experiment_statistics("onboarding-v2").get("$units", {}).values())
 
+    # The units already counted, once the store holds all of them: the worker's sink writes every
+    # second, so a backlog's last figures may still be on their way when the worker has committed. A
+    # baseline read before them would make the batches posted next look visible too early.
+    baseline = units_now()
+    while True:
+        time.sleep(2 * FLUSH_EVERY)
+        now = units_now()
+        if now == baseline:
+            break
+        baseline = now
     poller = threading.Thread(target=poll)
     poller.start()
     spec = parse_pilot_spec(SPEC)

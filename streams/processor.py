@@ -168,12 +168,6 @@ class LiveStates:
         if len(live) > self.limit:
             del live[next(iter(live))]
 
-    def clear(self) -> None:
-        self._live.clear()
-
-    def __len__(self) -> int:
-        return len(self._live)
-
 
 class Aggregates:
     """Per-partition sums of every participant's contributions, and which changed since the flush.

@@ -416,10 +416,9 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
         key_action = spec.key_action
         activated = next((day_of(ms) for ms, a, _ in usage if a == key_action), None) if key_action else None
         cohort = monday_of(first_day)
-        for d in days:
-            out["d", d] = (1.0, float(d == first_day), float(d == activated))
         last_week = -1
         for d in days:
+            out["d", d] = (1.0, float(d == first_day), float(d == activated))
             w = (d - cohort) // 7
             if w != last_week:
                 out["r", cohort, w] = (1.0,)

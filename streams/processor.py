@@ -331,7 +331,7 @@ class Processor:
             changed |= self._erase(state, ms, changed_pilots)
         # What every event of the participant is checked against, looked up once.
         horizon = self.clock() * 1000 + FUTURE_SKEW_MS
-        watermarks = self.newest.get(partition, {})
+        watermarks = self.watermarks(partition)
         arriving = self._arriving[partition]
         for rec in valid:
             assert rec.event is not None
@@ -373,8 +373,8 @@ class Processor:
         watermarks: Mapping[str, int],
         arriving: dict[str, int],
     ) -> bool:
-        """Applies one event to the state; returns False when it was a duplicate or refused. Run for
-        every event: an ordinary usage event takes the shortest path, the rest `_refusal`'s checks."""
+        """Applies one event to the state; returns False when it was a duplicate or refused. `horizon`,
+        `watermarks` and `arriving` are the participant's partition's, looked up once per participant."""
         ms = to_ms(event.occurred_at)
         if state.erased_ms is not None and ms <= state.erased_ms:
             outcome.duplicates += 1
@@ -390,16 +390,13 @@ class Processor:
             outcome.duplicates += 1
             return False
         kind = event.type
-        watermark = watermarks.get(kind, 0)
-        if kind != "usage" or ms > horizon or (watermark and ms < watermark - self.grace_ms):
-            reason = self._refusal(pilot, event, ms, rec.partition)
-            if reason is not None:
-                outcome.dead_letters.append(self._dead(rec, *reason))
-                return False
+        reason = self._refusal(pilot, event, ms, horizon, watermarks.get(kind, 0))
+        if reason is not None:
+            outcome.dead_letters.append(self._dead(rec, *reason))
+            return False
         if log is None:
             log = state.logs[pilot_key] = PilotLog()
-        if pilot_key not in changed:
-            self._remember_old(state, pilot_key, log, changed)
+        self._remember_old(state, pilot_key, log, changed)
         log.seen.add(short_id)
         match event:
             case Usage():
@@ -420,11 +417,14 @@ class Processor:
         outcome.applied += 1
         return True
 
-    def _refusal(self, pilot: PilotRuntime, event: AnyEvent, ms: int, partition: int) -> tuple[str, str] | None:
-        """Returns (reason, field) when the event cannot be counted, else None."""
-        if ms > self.clock() * 1000 + FUTURE_SKEW_MS:
+    def _refusal(
+        self, pilot: PilotRuntime, event: AnyEvent, ms: int, horizon: float, watermark: int
+    ) -> tuple[str, str] | None:
+        """Returns (reason, field) when the event cannot be counted, else None: dated after `horizon`,
+        more than the grace before `watermark` (its type's, see `watermarks`), or naming an experiment
+        the pilot does not have."""
+        if ms > horizon:
             return f"occurred_at {event.occurred_at.isoformat()} is in the future", "occurred_at"
-        watermark = self.watermark(partition, event.type)
         if watermark and ms < watermark - self.grace_ms:
             return (
                 f"late event: occurred_at {event.occurred_at.isoformat()} is more than the grace period "
@@ -456,13 +456,13 @@ class Processor:
             )
         return None
 
-    def watermark(self, partition: int, event_type: str) -> int:
-        """Returns the newest event time read from the event type's topic in the partition in earlier
-        batches (0 before any): an event more than the grace older than it arrived too late. Each
-        topic is its own input, read at its own pace, so a topic read days ahead of another makes
-        nothing late; and a batch, applied participant by participant, never judges its own events
-        against each other."""
-        return self.newest.get(partition, {}).get(event_type, 0)
+    def watermarks(self, partition: int) -> Mapping[str, int]:
+        """Returns the newest event time read from each event type's topic in the partition in earlier
+        batches (none before any): an event more than the grace older than its type's arrived too
+        late. Each topic is its own input, read at its own pace, so a topic read days ahead of another
+        makes nothing late; and a batch, applied participant by participant, never judges its own
+        events against each other."""
+        return self.newest.get(partition, {})
 
     def end_batch(self) -> None:
         """Adds the batch's changes to the aggregates, and moves the event times of the batch just

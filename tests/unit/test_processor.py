@@ -56,9 +56,7 @@ def run(
     for i in range(0, len(events), batch):
         groups: dict[str, list[Incoming]] = defaultdict(list)
         for offset, ev in enumerate(events[i : i + batch]):
-            topic = f"ns.{ev['type']}" if "type" in ev else ERASURE_TOPIC
-            value = orjson.dumps(ev) if "type" in ev else encode_erasure(ev["participant_id"], ev["at"])
-            groups[ev["participant_id"]].append(Incoming.decoded(value, topic, 0, i + offset, ERASURE_TOPIC))
+            groups[ev["participant_id"]].append(incoming(ev, i + offset))
         for pid, recs in groups.items():
             raw = states.get(pid)
             new = proc.process(ParticipantState.from_json(raw) if raw else None, recs, outcome)
@@ -66,6 +64,13 @@ def run(
                 states[pid] = orjson.loads(orjson.dumps(new.to_json()))
         proc.end_batch()
     return outcome
+
+
+def incoming(ev: dict[str, Any], offset: int) -> Incoming:
+    """Returns the record the worker reads for an event (or an erasure request: participant_id and at)."""
+    if "type" not in ev:
+        return Incoming.decoded(encode_erasure(ev["participant_id"], ev["at"]), ERASURE_TOPIC, 0, offset, ERASURE_TOPIC)
+    return Incoming.decoded(orjson.dumps(ev), f"ns.{ev['type']}", 0, offset, ERASURE_TOPIC)
 
 
 def store_view(proc: Processor) -> dict[tuple[str, str, str], tuple[float, ...]]:
@@ -175,6 +180,23 @@ def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None
     ]
     assert letters[0]["event"]["payload"]["experiment"] == "nope"
     assert outcome.applied == 4
+
+
+def test_an_event_dated_beyond_the_clock_skew_goes_to_dead_letters() -> None:
+    proc = processor()  # its clock reads NOW + 30 days; ten minutes of skew are allowed
+    now_hours = 30 * 24
+    outcome = run(
+        proc,
+        [
+            ev("consent", "p1", {"granted": True}, 0),
+            ev("usage", "p1", {"action": "buy"}, now_hours + 0.1),  # six minutes ahead: counted
+            ev("usage", "p1", {"action": "visit"}, now_hours + 1),  # an hour ahead: refused
+        ],
+    )
+    letters = [orjson.loads(d) for d in outcome.dead_letters]
+    assert [(d["field"], d["reason"].endswith("is in the future")) for d in letters] == [("occurred_at", True)]
+    assert letters[0]["event"]["payload"]["action"] == "visit"
+    assert outcome.applied == 2
 
 
 def test_a_batch_never_judges_its_own_events_late() -> None:
@@ -332,16 +354,21 @@ def run_kept(
     for i in range(0, len(events), batch):
         chunk: dict[bytes, list[Incoming]] = defaultdict(list)
         for offset, e in enumerate(events[i : i + batch]):
-            value = orjson.dumps(e)
-            chunk[e["participant_id"].encode()].append(Incoming.decoded(value, f"ns.{e['type']}", 0, i + offset, ""))
+            chunk[e["participant_id"].encode()].append(incoming(e, i + offset))
         proc.process_chunk(store, chunk, live)
         proc.end_batch()
+
+
+def rebuild_from(proc: Processor, store: dict[bytes, bytes]) -> None:
+    """Rebuilds the aggregates from the stored states, as the worker does after a recovery or a
+    registry change."""
+    proc.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
 
 
 def assert_aggregates_are_those_of_the_states(proc: Processor, store: dict[bytes, bytes]) -> None:
     """The aggregates equal the contributions of the stored states, counted afresh."""
     recounted = processor(proc.registry)
-    recounted.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
+    rebuild_from(recounted, store)
     got, want = proc.aggregates.everything().get(0, {}), recounted.aggregates.everything().get(0, {})
     nonzero = {k: v for k, v in got.items() if any(abs(x) > 1e-9 for x in v)}
     assert set(nonzero) == {k for k, v in want.items() if any(abs(x) > 1e-9 for x in v)}
@@ -363,7 +390,7 @@ def test_states_kept_parsed_across_a_registry_change_count_as_states_read_from_t
     # The experiment stops: the worker takes the new registry and rebuilds the aggregates from the
     # stored states; the contributions kept beside the live states were counted under the old one.
     proc.registry = registry("stopped", NOW + timedelta(hours=rng.uniform(-10, 60)))
-    proc.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
+    rebuild_from(proc, store)
     run_kept(proc, events[switch:], store, live, batch)
     assert_aggregates_are_those_of_the_states(proc, store)
 
@@ -383,11 +410,11 @@ def test_a_state_another_worker_changed_meanwhile_is_read_from_the_store_not_fro
     # recovers from the changelog, then comes back: this worker recovers the other's states.
     other_store = dict(store)
     other = processor()
-    other.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in other_store.items()), [0])
+    rebuild_from(other, other_store)
     run_kept(other, events[first:second], other_store, LiveStates(100), batch)
     store.clear()
     store.update((k, bytes(bytearray(v))) for k, v in other_store.items())  # recovered: new objects
-    proc.rebuild(((k.decode(), ParticipantState.from_bytes(v)) for k, v in store.items()), [0])
+    rebuild_from(proc, store)
     run_kept(proc, events[second:], store, live, batch)
     assert_aggregates_are_those_of_the_states(proc, store)
     assert_matches_truth(proc, events)

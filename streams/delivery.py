@@ -18,7 +18,8 @@ What keeps this as safe as faust's path:
   to the committed offsets, by whichever worker owns them then.
 - Offsets are acknowledged with the bookkeeping of faust's own `Consumer.ack`, a partition's
   offsets at once, so the commit (only up to the first unacknowledged offset, table changelogs
-  flushed first) is faust's.
+  flushed first) is faust's. It runs on faust's timer, and also right after a batch that lasted
+  longer than the timer's interval: the timer's commits during the batch found nothing to commit.
 - Records of a partition that is no longer active are dropped, as faust drops them, and a batch
   during which the consumer generation changed is not acknowledged.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from time import monotonic
 from typing import Any, ClassVar
 
 import faust
@@ -100,12 +102,17 @@ class BatchConsumer(aiokafka_driver.Consumer):
         if not batch or app.consumer_generation_id != generation:
             return
         assert handler is not None  # batch topics are set together with their handler
+        began = monotonic()
         await handler(batch)
         if app.consumer_generation_id != generation or not self.flow_active:
             return
         for tp, recs in ends.items():
             self._ack_offsets(tp, [rec.offset for rec in recs])
             read[tp] = recs[-1].offset
+        if monotonic() - began > self.commit_interval:
+            # The timer's commits during the batch found nothing new to commit, and the next is up
+            # to an interval away: commit the batch now, beside the next one.
+            self.add_future(self.commit())
 
     def _ack_offsets(self, tp: TP, offsets: list[int]) -> None:
         """faust's `Consumer.ack` for the records of one partition at once, without building a faust

@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from operator import add, sub
+from operator import add, attrgetter, sub
 from typing import Any
 
 import orjson
@@ -44,6 +44,8 @@ from streams.events import (
 
 #: Events dated further than this in the future are refused (clock skew allowance).
 FUTURE_SKEW_MS = 10 * 60 * 1000
+#: A valid record's event time, read in C (a lambda's call per record was 2 % of the processor's time).
+_OCCURRED = attrgetter("event.occurred_at")
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +326,7 @@ class Processor:
             else:
                 valid.append(rec)
         # Events in event-time order, so consent comes before what it gates.
-        valid.sort(key=lambda r: r.event.occurred_at if r.event else 0)
+        valid.sort(key=_OCCURRED)
         changed_pilots: dict[str, Contributions] = {}
         changed = False
         for ms in erasures:

@@ -113,6 +113,36 @@ def test_a_batch_is_acknowledged_as_fausts_ack_of_each_record_would() -> None:
         assert c._new_offset(USAGE) == faust_way._new_offset(USAGE) == 9
 
 
+@pytest.mark.parametrize(("intervals", "commits"), [(0.5, 0), (1.5, 1)])
+def test_a_batch_longer_than_the_commit_interval_is_committed_once_acknowledged(
+    monkeypatch: pytest.MonkeyPatch, intervals: float, commits: int
+) -> None:
+    # The timer's commits during a long batch find nothing to commit, and the next one may be up to an
+    # interval away: the batch's own commit follows it at once. A short batch waits for the timer.
+    clock = [100.0]
+    monkeypatch.setattr("streams.delivery.monotonic", lambda: clock[0])
+
+    async def lasting(app: BatchApp, c: BatchConsumer, _: Records) -> None:
+        clock[0] += intervals * c.commit_interval
+
+    with consumer(lasting) as (app, c, _):
+        committable: list[int | None] = []
+
+        async def commit(*_: Any, **__: Any) -> bool:
+            committable.append(c._new_offset(USAGE))
+            return True
+
+        monkeypatch.setattr(c, "commit", commit)
+
+        async def run() -> None:
+            await c._deliver(app, {USAGE: records(USAGE, 0, 1, 2)}, {USAGE})
+            await asyncio.gather(*c._futures)
+
+        # On the consumer's own loop, where the worker runs it and where it starts the commit.
+        c.loop.run_until_complete(run())
+        assert committable == [3] * commits
+
+
 def test_records_of_a_partition_no_longer_active_are_dropped() -> None:
     with consumer(nothing) as (app, c, handed):
         deliver(app, c, {USAGE: records(USAGE, 0), CONSENT: records(CONSENT, 0)}, active={CONSENT})

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from experiments.settings import Settings
 
 SCHEMA_VERSION = 1
+TIME_ZONE_MISSING = "must carry a time zone (UTC, e.g. 2026-11-20T09:15:02Z)"
 MAX_BATCH = 1000
 
 EventType = Literal["exposure", "usage", "feedback", "consent"]
@@ -295,25 +296,17 @@ def _field_error(field: str, message: str) -> _FieldError:
 
 
 class _Envelope(_Strict):
+    """What every event carries. Its times keep the offset they were sent with (they must have one):
+    checked by pydantic itself, where a conversion to UTC here cost a Python call per time (a sixth
+    of the validation, measured); `to_ms` and comparisons do not depend on the offset."""
+
     event_id: uuid.UUID
     pilot_id: PilotKey
     participant_id: ParticipantId
-    occurred_at: datetime
-    received_at: datetime | None = None
+    occurred_at: AwareDatetime
+    received_at: AwareDatetime | None = None
     source: ShortText = "unknown"
     schema_version: Literal[1] = 1
-
-    @field_validator("occurred_at", "received_at")
-    @classmethod
-    def _utc(cls, v: datetime | None) -> datetime | None:
-        if v is None:
-            return None
-        if v.tzinfo is None:
-            raise ValueError("must carry a time zone (UTC, e.g. 2026-11-20T09:15:02Z)")
-        return v.astimezone(UTC)
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", exclude_none=False))
 
 
 class Exposure(_Envelope):
@@ -377,6 +370,8 @@ def _errors(exc: ValidationError, index: int, raw: Any) -> list[EventError]:
             message = message.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             message = "unknown field, not part of the event contract"
+        elif err["type"] == "timezone_aware":
+            message = TIME_ZONE_MISSING
         elif err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = ["type"]
             message = f"must be one of {', '.join(EVENT_TYPES)}"

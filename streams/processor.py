@@ -12,7 +12,8 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from operator import add, attrgetter, sub
+from datetime import UTC, datetime
+from operator import itemgetter, sub
 from typing import Any
 
 import orjson
@@ -24,10 +25,10 @@ from experiments.attribution import (
     Key,
     PilotLog,
     PilotRuntime,
+    Vector,
     contributions,
     ms_datetime,
     spread,
-    to_ms,
 )
 from experiments.feedback import sus_score
 from streams.events import (
@@ -44,8 +45,12 @@ from streams.events import (
 
 #: Events dated further than this in the future are refused (clock skew allowance).
 FUTURE_SKEW_MS = 10 * 60 * 1000
-#: A valid record's event time, read in C (a lambda's call per record was 2 % of the processor's time).
-_OCCURRED = attrgetter("event.occurred_at")
+_TIME = itemgetter(0)
+
+
+def _utc_text(t: datetime) -> str:
+    """An event's time in UTC (events keep the offset they were sent with), as ISO 8601."""
+    return t.astimezone(UTC).isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +182,17 @@ class LiveStates:
 class Aggregates:
     """Per-partition sums of every participant's contributions, and which changed since the flush.
 
-    A batch's changes are first summed per partition, pilot and segments (the participants sharing
-    their segments), then spread over the segments once, by `settle`: each participant's change would
-    otherwise be added once per segment, the processor's largest cost (measured)."""
+    A batch's changes are first gathered per partition, pilot and segments (the participants sharing
+    their segments), then summed and spread over the segments once, by `settle`: each participant's
+    change would otherwise be added once per segment, the processor's largest cost (measured). A
+    figure's changes are kept as they come and summed column by column at `settle` (in C), rather than
+    added to a running sum with a new list each time (0.5 µs an addition, a tenth of the processor's
+    time, measured)."""
 
     def __init__(self) -> None:
         self.sums: dict[int, dict[Key, list[float]]] = defaultdict(dict)
         self.dirty: dict[int, set[Key]] = defaultdict(set)
-        self._pending: dict[tuple[int, str, tuple[str, ...]], dict[Key, list[float]]] = {}
+        self._pending: dict[tuple[int, str, tuple[str, ...]], dict[Key, list[Vector]]] = {}
 
     def change(self, partition: int, pilot_key: str, old: Contributions, new: Contributions) -> None:
         """Queues a participant's change of contributions in a pilot (`new - old`) until `settle`:
@@ -196,21 +204,21 @@ class Aggregates:
             for key, now in after.items():
                 prev = before.get(key)
                 if prev is None:
-                    _accumulate(queued, key, now)
+                    _queue(queued, key, now)
                 elif prev != now:
-                    _accumulate(queued, key, tuple(map(sub, now, prev)))
+                    _queue(queued, key, tuple(map(sub, now, prev)))
             gone = [key for key in before if key not in after]
         else:
             queued = self._queued(partition, pilot_key, new.segments)
             for key, now in after.items():
-                _accumulate(queued, key, now)
+                _queue(queued, key, now)
             gone = list(before)
             if gone:
                 queued = self._queued(partition, pilot_key, old.segments)
         for key in gone:
-            _accumulate(queued, key, [-a for a in before[key]])
+            _queue(queued, key, tuple(-a for a in before[key]))
 
-    def _queued(self, partition: int, pilot_key: str, segments: tuple[str, ...]) -> dict[Key, list[float]]:
+    def _queued(self, partition: int, pilot_key: str, segments: tuple[str, ...]) -> dict[Key, list[Vector]]:
         where = (partition, pilot_key, segments)
         queued = self._pending.get(where)
         if queued is None:
@@ -220,7 +228,12 @@ class Aggregates:
     def settle(self) -> None:
         """Adds the changes queued since the last call to the sums."""
         pending, self._pending = self._pending, {}
-        for (partition, pilot_key, segments), changes in pending.items():
+        for (partition, pilot_key, segments), queued in pending.items():
+            # Column by column, in the order they came: the same sums as adding them one by one.
+            changes = {
+                key: vecs[0] if len(vecs) == 1 else list(map(sum, zip(*vecs, strict=True)))
+                for key, vecs in queued.items()
+            }
             for key, vec in spread(changes, segments):
                 self.add(partition, (pilot_key, *key), vec)
 
@@ -252,9 +265,12 @@ class Aggregates:
         return {p: {k: list(v) for k, v in part.items()} for p, part in self.sums.items()}
 
 
-def _accumulate(sums: dict[Key, list[float]], key: Key, vec: Iterable[float]) -> None:
-    cur = sums.get(key)
-    sums[key] = list(vec) if cur is None else list(map(add, cur, vec))
+def _queue(queued: dict[Key, list[Vector]], key: Key, vec: Vector) -> None:
+    vecs = queued.get(key)
+    if vecs is None:
+        queued[key] = [vec]
+    else:
+        vecs.append(vec)
 
 
 class Processor:
@@ -313,20 +329,23 @@ class Processor:
             # Counted under another registry (or never): count again from the logs when they change.
             state.counted = {}
             state.counted_under = self.registry.digest
-        valid: list[Incoming] = []
+        # The valid events with their times (POSIX seconds, as precise as the microseconds of their
+        # datetimes): each time read once, for the sort and for `_apply`.
+        valid: list[tuple[float, Incoming, AnyEvent]] = []
         erasures: list[int] = []
         for rec in records:
             if rec.value is None:
                 continue
+            event = rec.event
             if rec.error is not None:
                 first = rec.error.errors[0]
                 outcome.dead_letters.append(self._dead(rec, f"invalid event: {rec.error}", first.field))
-            elif rec.event is None:
+            elif event is None:
                 erasures.append(decode_erasure(rec.value))
             else:
-                valid.append(rec)
-        # Events in event-time order, so consent comes before what it gates.
-        valid.sort(key=_OCCURRED)
+                valid.append((event.occurred_at.timestamp(), rec, event))
+        # Events in event-time order, so consent comes before what it gates (ties keep their order).
+        valid.sort(key=_TIME)
         changed_pilots: dict[str, Contributions] = {}
         changed = False
         for ms in erasures:
@@ -335,9 +354,9 @@ class Processor:
         horizon = self.clock() * 1000 + FUTURE_SKEW_MS
         watermarks = self.watermarks(partition)
         arriving = self._arriving[partition]
-        for rec in valid:
-            assert rec.event is not None
-            changed |= self._apply(state, rec, rec.event, outcome, changed_pilots, horizon, watermarks, arriving)
+        for seconds, rec, event in valid:
+            ms = int(seconds * 1000)  # = to_ms(event.occurred_at)
+            changed |= self._apply(state, rec, event, ms, outcome, changed_pilots, horizon, watermarks, arriving)
         counted = state.counted
         for pilot_key, old in changed_pilots.items():
             pilot = self.registry.pilots.get(pilot_key)
@@ -369,15 +388,16 @@ class Processor:
         state: ParticipantState,
         rec: Incoming,
         event: AnyEvent,
+        ms: int,
         outcome: Outcome,
         changed: dict[str, Contributions],
         horizon: float,
         watermarks: Mapping[str, int],
         arriving: dict[str, int],
     ) -> bool:
-        """Applies one event to the state; returns False when it was a duplicate or refused. `horizon`,
-        `watermarks` and `arriving` are the participant's partition's, looked up once per participant."""
-        ms = to_ms(event.occurred_at)
+        """Applies one event, which occurred at `ms`, to the state; returns False when it was a
+        duplicate or refused. `horizon`, `watermarks` and `arriving` are the participant's partition's,
+        looked up once per participant."""
         if state.erased_ms is not None and ms <= state.erased_ms:
             outcome.duplicates += 1
             return False
@@ -387,7 +407,7 @@ class Processor:
             outcome.dead_letters.append(self._dead(rec, f"unknown pilot {pilot_key!r}", "pilot_id"))
             return False
         log = state.logs.get(pilot_key)
-        short_id = f"{event.event_id.int >> 64:016x}"  # = event_id.hex[:16], without UUID.hex's call
+        short_id = "%016x" % (event.event_id.int >> 64)  # = event_id.hex[:16] (0.2 against 0.6 µs)
         if log is not None and short_id in log.seen:
             outcome.duplicates += 1
             return False
@@ -426,10 +446,10 @@ class Processor:
         more than the grace before `watermark` (its type's, see `watermarks`), or naming an experiment
         the pilot does not have."""
         if ms > horizon:
-            return f"occurred_at {event.occurred_at.isoformat()} is in the future", "occurred_at"
+            return f"occurred_at {_utc_text(event.occurred_at)} is in the future", "occurred_at"
         if watermark and ms < watermark - self.grace_ms:
             return (
-                f"late event: occurred_at {event.occurred_at.isoformat()} is more than the grace period "
+                f"late event: occurred_at {_utc_text(event.occurred_at)} is more than the grace period "
                 f"({self.grace_ms // 1000} s) before the newest {event.type} event of its partition "
                 f"({ms_datetime(watermark).isoformat()})",
                 "occurred_at",
@@ -488,7 +508,7 @@ class Processor:
                 "participant_id": event.participant_id,
                 "kind": event.payload.kind,
                 "text": event.payload.text or "",
-                "occurred_at": event.occurred_at,
+                "occurred_at": event.occurred_at.astimezone(UTC),
                 "variants": variants,
             }
         )

@@ -199,6 +199,41 @@ def test_an_event_dated_beyond_the_clock_skew_goes_to_dead_letters() -> None:
     assert outcome.applied == 2
 
 
+def test_a_time_sent_with_an_offset_counts_on_its_utc_day_and_is_shown_in_utc() -> None:
+    # 00:30 on the 20th at UTC+02:00 is 22:30 on the 19th in UTC.
+    def sent_at(event: dict[str, Any], text: str) -> dict[str, Any]:
+        return {**event, "occurred_at": text}
+
+    events = [
+        sent_at(ev("consent", "p1", {"granted": True}, 0), "2026-11-19T23:00:00+02:00"),
+        sent_at(ev("usage", "p1", {"action": "buy"}, 0), "2026-11-20T00:30:00+02:00"),
+        sent_at(ev("feedback", "p1", {"kind": "idea", "text": "more bikes"}, 0), "2026-11-20T00:31:00.5+02:00"),
+    ]
+    proc = processor(grace_days=0.5)
+    outcome = run(proc, events)
+    assert outcome.dead_letters == [] and outcome.applied == 3
+    days = {key[2] for part in proc.aggregates.sums.values() for key in part if key[1] == "d"}
+    assert days == {to_ms(datetime(2026, 11, 19, tzinfo=UTC)) // 86_400_000}
+    [idea] = outcome.texts
+    assert idea["occurred_at"] == datetime(2026, 11, 19, 22, 31, 0, 500_000, tzinfo=UTC)
+    assert idea["occurred_at"].utcoffset() == timedelta(0)
+    # A day later, out of the grace: the reason gives the time in UTC.
+    late = run(proc, [sent_at(ev("usage", "p2", {"action": "buy"}, 0), "2026-11-19T01:00:00+02:00")])
+    [letter] = [orjson.loads(d) for d in late.dead_letters]
+    assert letter["reason"].startswith("late event: occurred_at 2026-11-18T23:00:00+00:00 is more than")
+
+
+def test_a_time_without_an_offset_is_refused_naming_the_field() -> None:
+    naive = {**ev("usage", "p1", {"action": "buy"}, 0), "occurred_at": "2026-11-20T09:15:02"}
+    with pytest.raises(InvalidEvent) as refused:
+        parse_event(naive)
+    assert [(e.field, e.message) for e in refused.value.errors] == [
+        ("occurred_at", "must carry a time zone (UTC, e.g. 2026-11-20T09:15:02Z) (got '2026-11-20T09:15:02')")
+    ]
+    outcome = run(processor(), [naive])
+    assert [orjson.loads(d)["field"] for d in outcome.dead_letters] == ["occurred_at"]
+
+
 def test_a_batch_never_judges_its_own_events_late() -> None:
     """Regression: a batch is applied participant by participant; a participant whose events are days
     newer must not make another participant's earlier events of the same batch late."""

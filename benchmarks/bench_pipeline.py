@@ -3,7 +3,8 @@
 1. Ingest: events/s through `POST /v1/events` (batches of 1,000, acks=all) against a bare kafka-python
    producer sending the same events to the same broker (acks=all).
 2. Processors: events/s of one faust worker from a full backlog to caught up, against a bare aiokafka
-   consumer that only decodes the same events from the same topics; plus the memory of the worker.
+   consumer that only decodes the same events from the same topics (JSON parsing), and against one that
+   also validates them into the worker's event models; plus the memory of the worker.
 3. Freshness: events posted at about 1,000/s; time from the POST until `rhizome results` (the store)
    shows them: p50 and p95.
 4. Broker start time, cold (format + start) and warm.
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,7 +39,7 @@ from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
 from services.simulator.citizens import BEHAVIOURS, generate
 from streams.app import FLUSH_EVERY
-from streams.events import GroupOffsets, Topics, ensure_topics
+from streams.events import GroupOffsets, Topics, decode_event, ensure_topics
 from tests.support.postgres import free_port
 from tests.support.stack import Stack
 
@@ -98,7 +100,11 @@ def through_ingest(url: str, api_key: str, events: list[dict[str, Any]], clients
     return len(events) / elapsed
 
 
-async def _bare_consume(bootstrap: str, topics: Topics, expected: int) -> float:
+async def _bare_consume(
+    bootstrap: str, topics: Topics, expected: int, decode: Callable[[bytes], object] = orjson.loads
+) -> float:
+    """Returns the events/s of a bare aiokafka consumer that reads every event topic from the start
+    and only decodes each value (JSON parsing by default)."""
     consumer = AIOKafkaConsumer(
         *topics.events,
         bootstrap_servers=bootstrap,
@@ -116,7 +122,7 @@ async def _bare_consume(bootstrap: str, topics: Topics, expected: int) -> float:
             batch = await consumer.getmany(timeout_ms=1000, max_records=5000)
             for records in batch.values():
                 for record in records:
-                    orjson.loads(record.value)
+                    decode(record.value)
                     n += 1
     finally:
         await consumer.stop()
@@ -264,12 +270,18 @@ def main() -> dict[str, Any]:
             }
 
             # 2. processors: the ingest namespace now holds the backlog
-            bare = asyncio.run(_bare_consume(broker.bootstrap, Topics(stack.namespace), len(events)))
+            topics = Topics(stack.namespace)
+            bare = asyncio.run(_bare_consume(broker.bootstrap, topics, len(events)))
+            # Also beside a bare consumer that validates each event into the worker's own event
+            # models (pydantic), as the worker must: what is left is the processing itself.
+            validating = asyncio.run(_bare_consume(broker.bootstrap, topics, len(events), decode_event))
             rate, rss = worker_throughput(stack, len(events))
             results["processors"] = {
                 "worker_events_per_s": round(rate),
                 "bare_aiokafka_events_per_s": round(bare),
                 "ratio": round(rate / bare, 3),
+                "bare_aiokafka_validating_events_per_s": round(validating),
+                "ratio_to_validating": round(rate / validating, 3),
                 "worker_rss_mib": round(rss),
             }
 

@@ -36,9 +36,9 @@ log = logging.getLogger("rhizome.worker")
 #: Most records handed to the processor at once (one fetch). Under a backlog a larger fetch holds
 #: more of each participant's records, whose state is then read, recounted and written once for all
 #: of them; see `process_batch`. Measured on the benchmark's backlog of 87,000 events from 12,000
-#: participants, in events/s while batches ran: 10,000 records a batch against 30,000, 1.3 to 1.5
-#: times fewer; 100,000 (the whole backlog in one batch) against 30,000, 21,300 to 23,300 against
-#: 14,600 to 16,300. A batch's records stay in memory until it ends (about 40 MB for 100,000).
+#: participants, in events/s while batches ran: 30,000 records a batch gave 1.3 to 1.5 times the rate
+#: of 10,000; 100,000 (the whole backlog in one batch) gave 21,300 to 23,300 against 14,600 to 16,300
+#: with 30,000. A batch's records stay in memory until it ends (about 40 MB for 100,000).
 BATCH_SIZE = 100_000
 #: Participants applied in one turn of the event loop.
 CHUNK_PARTICIPANTS = 2_000

@@ -407,7 +407,7 @@ class Processor:
             outcome.dead_letters.append(self._dead(rec, f"unknown pilot {pilot_key!r}", "pilot_id"))
             return False
         log = state.logs.get(pilot_key)
-        short_id = "%016x" % (event.event_id.int >> 64)  # = event_id.hex[:16] (0.2 against 0.6 µs)
+        short_id = "%016x" % (event.event_id.int >> 64)  # = event_id.hex[:16], in 0.2 µs against 0.6
         if log is not None and short_id in log.seen:
             outcome.duplicates += 1
             return False

@@ -19,7 +19,6 @@ import orjson
 from experiments.privacy import safe_participant_id
 from experiments.settings import Settings, load_settings
 from experiments.specs import SpecError, parse_pilot_spec
-from experiments.stats import RequestError, analyze_dict
 from experiments.store import Store, StoreError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -44,6 +43,7 @@ def _store(settings: Settings) -> Store:
 
 def cmd_analyze(args: argparse.Namespace, _settings: Settings) -> int:
     from experiments.results import is_results_document, request_of
+    from experiments.stats import analyze_dict
 
     text = sys.stdin.read() if args.request == "-" else _read(args.request)
     try:
@@ -404,11 +404,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             needs = "pilot" if args.action == "create" else "key id"
             raise BadInput(f"target: missing, `rhizome keys {args.action}` needs a {needs}")
         return int(args.fn(args, settings))
-    except (BadInput, RequestError, StoreError, SpecError) as exc:
+    except (BadInput, StoreError, SpecError) as exc:
         _fail(2, str(exc))
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        # Imported only now: the stats package loads scipy and statsmodels, about 1.4 s that every
+        # other command, a worker's start-up among them, would otherwise spend for nothing.
+        from experiments.stats import RequestError
+
+        if isinstance(exc, RequestError):
+            _fail(2, str(exc))
         _fail(1, f"rhizome {getattr(args, 'command', '')}: {type(exc).__name__}: {exc}")
 
 

@@ -330,7 +330,8 @@ class Processor:
             state.counted = {}
             state.counted_under = self.registry.digest
         # The valid events with their times (POSIX seconds, as precise as the microseconds of their
-        # datetimes): each time read once, for the sort and for `_apply`.
+        # datetimes, not whole milliseconds: a consent a fraction of a millisecond before an idea must
+        # be applied first): each time read once, for the sort and for `_apply`.
         valid: list[tuple[float, Incoming, AnyEvent]] = []
         erasures: list[int] = []
         for rec in records:

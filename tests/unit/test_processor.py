@@ -234,6 +234,17 @@ def test_a_time_without_an_offset_is_refused_naming_the_field() -> None:
     assert [orjson.loads(d)["field"] for d in outcome.dead_letters] == ["occurred_at"]
 
 
+def test_events_are_applied_in_the_order_of_their_exact_times_not_of_their_milliseconds() -> None:
+    # An idea is kept as text only under consent, checked as it is applied: a consent given 0.2 ms
+    # before it, in the same millisecond but read after it, must be applied first.
+    second = "2026-11-20T12:00:00"
+    idea = {**ev("feedback", "p1", {"kind": "idea", "text": "more bikes"}, 0), "occurred_at": f"{second}.0006Z"}
+    consent = {**ev("consent", "p1", {"granted": True}, 0), "occurred_at": f"{second}.0004Z"}
+    outcome = run(processor(), [idea, consent])
+    assert outcome.applied == 2
+    assert [t["text"] for t in outcome.texts] == ["more bikes"]
+
+
 def test_a_batch_never_judges_its_own_events_late() -> None:
     """Regression: a batch is applied participant by participant; a participant whose events are days
     newer must not make another participant's earlier events of the same batch late."""

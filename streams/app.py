@@ -26,10 +26,11 @@ from aiokafka.structs import ConsumerRecord
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
 from streams.delivery import BatchApp, Records
-from streams.events import Exposure, GroupOffsets, Topics, ensure_settings_topics, wait_until_reachable
+from streams.events import GroupOffsets, Topics, ensure_settings_topics, wait_until_reachable
 from streams.processor import Incoming, LiveStates, Outcome, ParticipantState, Processor, Registry
 from streams.sink import Sink
 from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_process
+from streams.wire import Exposure
 
 log = logging.getLogger("rhizome.worker")
 

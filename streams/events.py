@@ -224,10 +224,16 @@ class GroupOffsets:
         self._admin.close()
 
 
+#: The contract's limits, shared with the worker's decoder (streams/wire.py).
+SHORT_TEXT_MAX = 128
+TEXT_MAX = 4000
+PARTICIPANT_ID_MAX = 128
+PROPERTIES_MAX = 16
+
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=NAME_PATTERN)]
-ShortText = Annotated[str, StringConstraints(max_length=128)]
+ShortText = Annotated[str, StringConstraints(max_length=SHORT_TEXT_MAX)]
 PilotKey = Annotated[str, StringConstraints(min_length=1, max_length=NAME_MAX_LENGTH, pattern=PILOT_KEY_PATTERN)]
-ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+ParticipantId = Annotated[str, StringConstraints(min_length=1, max_length=PARTICIPANT_ID_MAX)]
 
 
 class _Strict(BaseModel):
@@ -244,37 +250,41 @@ class UsagePayload(_Strict):
     action: Name
     value: float | None = None
     session_id: ShortText | None = None
-    properties: dict[Name, ShortText] = Field(default_factory=dict, max_length=16)
+    properties: dict[Name, ShortText] = Field(default_factory=dict, max_length=PROPERTIES_MAX)
 
 
 class FeedbackPayload(_Strict):
     kind: FeedbackKind
     score: float | None = None
     answers: list[int] | None = None
-    text: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    text: Annotated[str, StringConstraints(max_length=TEXT_MAX)] | None = None
     target: str | None = None
     #: Optional: the experiment the feedback is about (otherwise every experiment of the pilot).
     experiment: Name | None = None
 
     @model_validator(mode="after")
     def _by_kind(self) -> FeedbackPayload:
-        kind, score = self.kind, self.score
-        if kind == "rating" and (score is None or not 1 <= score <= 5):
-            raise _field_error("score", "must be a number from 1 to 5 for a rating")
-        if kind == "nps" and (score is None or score != int(score) or not 0 <= score <= 10):
-            raise _field_error("score", "must be an integer from 0 to 10 for nps")
-        if kind == "sus":
-            answers = self.answers
-            if answers is None or len(answers) != 10 or any(a not in (1, 2, 3, 4, 5) for a in answers):
-                raise _field_error("answers", "must be ten integers from 1 to 5 for sus")
-        if kind in ("comment", "idea") and not (self.text and self.text.strip()):
-            raise _field_error("text", f"must be a non-empty text for {kind}")
-        if kind == "vote":
-            if not self.target:
-                raise _field_error("target", "must be the event_id of the idea voted on")
-            if score is not None and score not in (-1, 1):
-                raise _field_error("score", "must be 1 or -1 for a vote")
+        check_feedback(self.kind, self.score, self.answers, self.text, self.target)
         return self
+
+
+def check_feedback(
+    kind: str, score: float | None, answers: list[int] | None, text: str | None, target: str | None
+) -> None:
+    """Checks what a feedback payload needs for its kind; raises a ValueError naming the field."""
+    if kind == "rating" and (score is None or not 1 <= score <= 5):
+        raise _field_error("score", "must be a number from 1 to 5 for a rating")
+    if kind == "nps" and (score is None or score != int(score) or not 0 <= score <= 10):
+        raise _field_error("score", "must be an integer from 0 to 10 for nps")
+    if kind == "sus" and (answers is None or len(answers) != 10 or any(a not in (1, 2, 3, 4, 5) for a in answers)):
+        raise _field_error("answers", "must be ten integers from 1 to 5 for sus")
+    if kind in ("comment", "idea") and not (text and text.strip()):
+        raise _field_error("text", f"must be a non-empty text for {kind}")
+    if kind == "vote":
+        if not target:
+            raise _field_error("target", "must be the event_id of the idea voted on")
+        if score is not None and score not in (-1, 1):
+            raise _field_error("score", "must be 1 or -1 for a vote")
 
 
 class ConsentPayload(_Strict):

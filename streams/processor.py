@@ -31,17 +31,8 @@ from experiments.attribution import (
     spread,
 )
 from experiments.feedback import sus_score
-from streams.events import (
-    AnyEvent,
-    Consent,
-    Exposure,
-    Feedback,
-    InvalidEvent,
-    Usage,
-    dead_letter,
-    decode_erasure,
-    decode_event,
-)
+from streams.events import InvalidEvent, dead_letter, decode_erasure
+from streams.wire import AnyEvent, Consent, Exposure, Feedback, Usage, decode
 
 #: Events dated further than this in the future are refused (clock skew allowance).
 FUTURE_SKEW_MS = 10 * 60 * 1000
@@ -91,7 +82,7 @@ class Incoming:
         rec = cls(value, topic, partition, offset)
         if value is not None and topic != erasure_topic:
             try:
-                rec.event = decode_event(value)
+                rec.event = decode(value)
             except InvalidEvent as exc:
                 rec.error = exc
         return rec

@@ -4,7 +4,7 @@
    producer sending the same events to the same broker (acks=all).
 2. Processors: events/s of one faust worker from a full backlog to caught up, against a bare aiokafka
    consumer that only decodes the same events from the same topics (JSON parsing), and against one that
-   also validates them into the worker's event models; plus the memory of the worker.
+   decodes and validates them as the worker does (`streams.wire.decode`); plus the memory of the worker.
 3. Freshness: events posted at about 1,000/s; time from the POST until `rhizome results` (the store)
    shows them: p50 and p95.
 4. Broker start time, cold (format + start) and warm.
@@ -38,8 +38,9 @@ from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
 from services.simulator.citizens import BEHAVIOURS, generate
+from streams import wire
 from streams.app import FLUSH_EVERY
-from streams.events import GroupOffsets, Topics, decode_event, ensure_topics
+from streams.events import GroupOffsets, Topics, ensure_topics
 from tests.support.postgres import free_port
 from tests.support.stack import Stack
 
@@ -272,9 +273,9 @@ def main() -> dict[str, Any]:
             # 2. processors: the ingest namespace now holds the backlog
             topics = Topics(stack.namespace)
             bare = asyncio.run(_bare_consume(broker.bootstrap, topics, len(events)))
-            # Also beside a bare consumer that validates each event into the worker's own event
-            # models (pydantic), as the worker must: what is left is the processing itself.
-            validating = asyncio.run(_bare_consume(broker.bootstrap, topics, len(events), decode_event))
+            # Also beside a bare consumer that decodes and validates each event as the worker does
+            # (`streams.wire.decode`): what is left is the processing itself.
+            validating = asyncio.run(_bare_consume(broker.bootstrap, topics, len(events), wire.decode))
             rate, rss = worker_throughput(stack, len(events))
             results["processors"] = {
                 "worker_events_per_s": round(rate),

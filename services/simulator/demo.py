@@ -11,7 +11,7 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,23 +117,71 @@ def prepare_demo_pilots(store: Store) -> dict[str, tuple[PilotSpec, str]]:
     return pilots
 
 
+#: The widest span of event time whose events of the different pilots are posted together in the history
+#: (see `history_batches`); narrower when the grace period is (half of it).
+HISTORY_WINDOW = timedelta(hours=6)
+
+
+def history_batches(
+    histories: Mapping[str, Sequence[dict[str, Any]]], window: timedelta, batch: int = BATCH
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Yields (pilot key, events) batches of up to `batch` events of one pilot, which post every pilot's
+    history together, a `window` of event time at a time, in event-time order within each pilot.
+
+    A worker judges an event late against the newest event of its type read from its partition, whatever
+    the pilot (see `Processor.watermarks`). Posted one pilot after the other, a second pilot's history
+    would arrive after the first pilot's recent events, and all of it but the last grace period would go
+    to the dead-letter topic as late. Posted this way, no event arrives after one more than `window`
+    newer than itself, so none is late while `window` is under the grace period."""
+    timed = {
+        key: sorted(((datetime.fromisoformat(ev["occurred_at"]), ev) for ev in events), key=lambda te: te[0])
+        for key, events in histories.items()
+        if events
+    }
+    if not timed:
+        return
+    bound = min(items[0][0] for items in timed.values()) + window
+    cursor = dict.fromkeys(timed, 0)
+    while any(cursor[key] < len(items) for key, items in timed.items()):
+        for key, items in timed.items():
+            start = end = cursor[key]
+            while end < len(items) and items[end][0] < bound:
+                end += 1
+            for i in range(start, end, batch):
+                yield key, [ev for _, ev in items[i : min(i + batch, end)]]
+            cursor[key] = end
+        bound += window
+
+
 def backfill(
-    url: str, pilots: dict[str, tuple[PilotSpec, str]], store: Store, days: int, say: Callable[[str], None]
+    url: str,
+    pilots: dict[str, tuple[PilotSpec, str]],
+    store: Store,
+    days: int,
+    say: Callable[[str], None],
+    window: timedelta = HISTORY_WINDOW,
 ) -> int:
-    """Returns the number of history events posted (none for pilots that already have data)."""
+    """Returns the number of history events posted (none for pilots that already have data): every
+    pilot's history together, a `window` of event time at a time (see `history_batches`)."""
     end = datetime.now(UTC) - timedelta(minutes=1)
     start = end - timedelta(days=days)
-    total = 0
+    histories: dict[str, list[dict[str, Any]]] = {}
+    for key, (spec, _) in pilots.items():
+        has_data = any(store.experiment_statistics(e.key).get(UNITS) for e in spec.experiments)
+        if not has_data and days > 0:
+            histories[key] = generate(BEHAVIOURS[key], spec, start, end, HISTORY_PARTICIPANTS[key], seed=7)
+    if not histories:
+        return 0
+    began = time.monotonic()
+    posted = dict.fromkeys(histories, 0)
     with httpx.Client(timeout=60) as client:
-        for key, (spec, api_key) in pilots.items():
-            has_data = any(store.experiment_statistics(e.key).get(UNITS) for e in spec.experiments)
-            if has_data or days <= 0:
-                continue
-            events = generate(BEHAVIOURS[key], spec, start, end, HISTORY_PARTICIPANTS[key], seed=7)
-            began = time.monotonic()
-            total += post_events(client, url, api_key, events)
-            say(f"simulator posted {len(events)} events of {days} days of {key} in {time.monotonic() - began:.1f} s")
-    return total
+        for key, events in history_batches(histories, window):
+            posted[key] += post_events(client, url, pilots[key][1], events)
+    took = time.monotonic() - began
+    for key, n in posted.items():
+        say(f"simulator posted {n} events of {days} days of {key}")
+    say(f"simulator posted the history of {len(posted)} pilots together in {took:.1f} s")
+    return sum(posted.values())
 
 
 DEMO_ADMIN = "demo-admin"
@@ -165,7 +213,9 @@ def start_demo(settings: Settings, url: str, *, days: int, rate: float, say: Cal
     store = Store(settings.database_url)
     pilots = prepare_demo_pilots(store)
     say(f"pilots   {', '.join(pilots)} (specs in {EXAMPLES})")
-    backfill(url, pilots, store, days, say)
+    # Half the grace period at most, so that no history event is refused as late (see `history_batches`).
+    window = min(HISTORY_WINDOW, timedelta(seconds=settings.grace_seconds) / 2)
+    backfill(url, pilots, store, days, say, window)
     store.close()
     live = LiveCitizens(url, pilots, rate)
     live.start()

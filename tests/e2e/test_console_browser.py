@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 from playwright.sync_api import Page, sync_playwright
 
 from experiments.console_setup import ensure_bootstrap_admin
 from experiments.store import UNITS
 from services.simulator.citizens import BEHAVIOURS, generate
-from services.simulator.demo import prepare_demo_pilots
+from services.simulator.demo import HISTORY_WINDOW, history_batches, prepare_demo_pilots
+from streams.events import Topics
 from tests.support.ports import free_port
 from tests.support.stack import ROOT, Stack
 from tests.support.waiting import wait_until
@@ -43,6 +45,17 @@ HISTORY_DAYS = 5
 PARTICIPANTS = 160
 
 
+def dead_letters(stack: Stack) -> int:
+    """Returns how many records the dead-letter topic holds."""
+    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap)
+    try:
+        topic = Topics(stack.namespace).dead_letter
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
+        return sum(ends.values())
+    finally:
+        consumer.close()
+
+
 @pytest.fixture
 def demo_console(stack: Stack, tmp_path: Path) -> Iterator[str]:
     """Returns the address of a console over a store the simulator fed through the whole stack."""
@@ -52,9 +65,14 @@ def demo_console(stack: Stack, tmp_path: Path) -> Iterator[str]:
     stack.start_ingest()
     stack.start_worker()
     end = datetime.now(UTC) - timedelta(minutes=1)
-    for key, (spec, api_key) in pilots.items():
-        events = generate(BEHAVIOURS[key], spec, end - timedelta(days=HISTORY_DAYS), end, PARTICIPANTS, seed=5)
-        assert stack.post(api_key, events) == len(events)
+    histories = {
+        key: generate(BEHAVIOURS[key], spec, end - timedelta(days=HISTORY_DAYS), end, PARTICIPANTS, seed=5)
+        for key, (spec, _) in pilots.items()
+    }
+    # As the demo posts its history: every pilot's together, so that none of it arrives late.
+    window = min(HISTORY_WINDOW, timedelta(seconds=stack.grace_seconds) / 2)
+    for key, events in history_batches(histories, window):
+        assert stack.post(pilots[key][1], events) == len(events)
     experiments = [e.key for spec, _ in pilots.values() for e in spec.experiments]
     stack.wait(
         lambda: all(store.experiment_statistics(key).get(UNITS) for key in experiments),
@@ -62,6 +80,7 @@ def demo_console(stack: Stack, tmp_path: Path) -> Iterator[str]:
         what="the worker to write every demo experiment's aggregates",
     )
     stack.wait(stack.caught_up, 240, what="the worker to consume every posted event")
+    assert dead_letters(stack) == 0, "the history (all of it within the grace period of its partition) was refused"
     port = free_port()
     log = (tmp_path / "console.log").open("ab")
     console = subprocess.Popen(

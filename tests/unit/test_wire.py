@@ -269,3 +269,16 @@ def test_names_checked_once_each_are_forgotten_past_the_limit() -> None:
     assert names.learn("d") and names.known == {"d"}
     assert not names.learn("e", "a\n") and not names.learn("A") and not names.learn("")
     assert names.known == {"d"}
+
+
+def test_every_name_of_an_event_is_checked_even_beside_names_already_known() -> None:
+    known = new_event("usage", "lab", "p-1", {"action": "ride", "properties": {"district": "north"}})
+    assert isinstance(wire.decode(orjson.dumps(known)), wire.Usage)
+    for payload in (
+        {"action": "ride", "properties": {"district": "north", "channel\n": "ios"}},
+        {"action": "ride", "properties": {"district\n": "north"}},
+    ):
+        data = orjson.dumps(new_event("usage", "lab", "p-1", payload))
+        with pytest.raises(InvalidEvent, match="String should match pattern"):
+            wire.decode(data)
+        assert same(wire_verdict(data), contract_verdict(data))

@@ -118,8 +118,14 @@ def prepare_demo_pilots(store: Store) -> dict[str, tuple[PilotSpec, str]]:
 
 
 #: The widest span of event time whose events of the different pilots are posted together in the history
-#: (see `history_batches`); narrower when the grace period is (half of it).
+#: (see `history_batches`); narrower when the grace period is (half of it, see `history_window`).
 HISTORY_WINDOW = timedelta(hours=6)
+
+
+def history_window(grace_seconds: int) -> timedelta:
+    """Returns the window the history is posted in under this grace period: half of it at most, so that
+    no history event is refused as late (see `history_batches`)."""
+    return min(HISTORY_WINDOW, timedelta(seconds=grace_seconds) / 2)
 
 
 def history_batches(
@@ -159,16 +165,17 @@ def backfill(
     store: Store,
     days: int,
     say: Callable[[str], None],
-    window: timedelta = HISTORY_WINDOW,
+    window: timedelta,
 ) -> int:
     """Returns the number of history events posted (none for pilots that already have data): every
     pilot's history together, a `window` of event time at a time (see `history_batches`)."""
+    if days <= 0:
+        return 0
     end = datetime.now(UTC) - timedelta(minutes=1)
     start = end - timedelta(days=days)
     histories: dict[str, list[dict[str, Any]]] = {}
     for key, (spec, _) in pilots.items():
-        has_data = any(store.experiment_statistics(e.key).get(UNITS) for e in spec.experiments)
-        if not has_data and days > 0:
+        if not any(store.experiment_statistics(e.key).get(UNITS) for e in spec.experiments):
             histories[key] = generate(BEHAVIOURS[key], spec, start, end, HISTORY_PARTICIPANTS[key], seed=7)
     if not histories:
         return 0
@@ -213,9 +220,7 @@ def start_demo(settings: Settings, url: str, *, days: int, rate: float, say: Cal
     store = Store(settings.database_url)
     pilots = prepare_demo_pilots(store)
     say(f"pilots   {', '.join(pilots)} (specs in {EXAMPLES})")
-    # Half the grace period at most, so that no history event is refused as late (see `history_batches`).
-    window = min(HISTORY_WINDOW, timedelta(seconds=settings.grace_seconds) / 2)
-    backfill(url, pilots, store, days, say, window)
+    backfill(url, pilots, store, days, say, history_window(settings.grace_seconds))
     store.close()
     live = LiveCitizens(url, pilots, rate)
     live.start()

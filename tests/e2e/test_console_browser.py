@@ -21,7 +21,7 @@ from playwright.sync_api import Page, sync_playwright
 from experiments.console_setup import ensure_bootstrap_admin
 from experiments.store import UNITS
 from services.simulator.citizens import BEHAVIOURS, generate
-from services.simulator.demo import HISTORY_WINDOW, history_batches, prepare_demo_pilots
+from services.simulator.demo import history_batches, history_window, prepare_demo_pilots
 from streams.events import Topics
 from tests.support.ports import free_port
 from tests.support.stack import ROOT, Stack
@@ -70,8 +70,7 @@ def demo_console(stack: Stack, tmp_path: Path) -> Iterator[str]:
         for key, (spec, _) in pilots.items()
     }
     # As the demo posts its history: every pilot's together, so that none of it arrives late.
-    window = min(HISTORY_WINDOW, timedelta(seconds=stack.grace_seconds) / 2)
-    for key, events in history_batches(histories, window):
+    for key, events in history_batches(histories, history_window(stack.grace_seconds)):
         assert stack.post(pilots[key][1], events) == len(events)
     experiments = [e.key for spec, _ in pilots.values() for e in spec.experiments]
     stack.wait(

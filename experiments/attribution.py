@@ -202,14 +202,16 @@ class PilotLog:
         usage = self.usage
         item = (ms, action, value)
         # Events mostly arrive in time order: after the last one, the item is appended.
-        if not usage or _usage_order(usage[-1]) <= _usage_order(item):
+        if not usage or usage[-1][0] < ms or _usage_order(usage[-1]) <= _usage_order(item):
             usage.append(item)
         else:
             bisect.insort(usage, item, key=_usage_order)
+        known = self.properties
         for name, val in properties.items():
-            old = self.properties.get(name)
-            if old is None or (ms, val) < old:
-                self.properties[name] = (ms, val)
+            old = known.get(name)
+            # = (ms, val) < old, without building the tuple for the usual later event
+            if old is None or ms < old[0] or (ms == old[0] and val < old[1]):
+                known[name] = (ms, val)
 
     def add_feedback(
         self,

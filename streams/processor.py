@@ -404,13 +404,21 @@ class Processor:
             outcome.duplicates += 1
             return False
         kind = event.type
-        reason = self._refusal(pilot, event, ms, horizon, watermarks.get(kind, 0))
-        if reason is not None:
-            outcome.dead_letters.append(self._dead(rec, *reason))
-            return False
+        watermark = watermarks.get(kind, 0)
+        # Only an event that may be refused is judged (most are a usage event in time).
+        if ms > horizon or ms < watermark - self.grace_ms or kind in {"exposure", "feedback"}:
+            reason = self._refusal(pilot, event, ms, horizon, watermark)
+            if reason is not None:
+                outcome.dead_letters.append(self._dead(rec, *reason))
+                return False
         if log is None:
             log = state.logs[pilot_key] = PilotLog()
-        self._remember_old(state, pilot_key, log, changed)
+            # A log that did not exist contributed nothing (after an erasure, `changed` already
+            # holds what the erased log contributed).
+            if pilot_key not in changed:
+                changed[pilot_key] = NOTHING
+        elif pilot_key not in changed:
+            self._remember_old(state, pilot_key, log, changed)
         log.seen.add(short_id)
         match event:
             case Usage():

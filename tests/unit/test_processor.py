@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments.attribution import ConsentTimeline, ExperimentRuntime, PilotRuntime, to_ms
+from experiments.attribution import ConsentTimeline, ExperimentRuntime, PilotLog, PilotRuntime, to_ms
 from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
 from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
@@ -165,6 +165,7 @@ def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None
             ev("consent", "p1", {"granted": True}, 0),
             ev("exposure", "p1", {"experiment": "nope", "variant": "a"}, 1),
             ev("exposure", "p1", {"experiment": "exp", "variant": "zz"}, 1),
+            ev("feedback", "p1", {"kind": "rating", "score": 4, "experiment": "nope"}, 2),
             ev("consent", "p2", {"granted": True}, 100),
             ev("usage", "p2", {"action": "buy"}, 100),
             ev("usage", "p3", {"action": "buy"}, 100 - 25),  # 25 h before the watermark: beyond the grace
@@ -176,6 +177,7 @@ def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None
     assert [(d["field"], d["reason"].split(" ")[0]) for d in letters] == [
         ("payload.experiment", "unknown"),
         ("payload.variant", "variant"),
+        ("payload.experiment", "unknown"),
         ("occurred_at", "late"),
     ]
     assert letters[0]["event"]["payload"]["experiment"] == "nope"
@@ -292,13 +294,18 @@ def test_a_number_json_does_not_have_is_refused_whichever_parser_reads_it(number
         parse_event(ev("usage", "p1", {"action": "ride", "value": float("nan")}, 0))
 
 
-def test_erasure_gives_the_aggregates_computed_without_the_participant() -> None:
-    rng = random.Random(3)
-    events = random_events(rng, participants=6, per_participant=8)
-    victim = events[0]["participant_id"]
+def counted_participants(seed: int) -> tuple[Processor, list[dict[str, Any]], dict[str, Any], str]:
+    """Returns a processor that counted six participants' random events, the events, the stored states,
+    and the participant whose data will be erased."""
+    events = random_events(random.Random(seed), participants=6, per_participant=8)
     states: dict[str, Any] = {}
     proc = processor()
     run(proc, events, states=states)
+    return proc, events, states, events[0]["participant_id"]
+
+
+def test_erasure_gives_the_aggregates_computed_without_the_participant() -> None:
+    proc, events, states, victim = counted_participants(3)
     run(proc, [{"participant_id": victim, "at": NOW + timedelta(days=20)}], states=states)
     without = [e for e in events if e["participant_id"] != victim]
     assert_matches_truth(proc, without)
@@ -306,6 +313,22 @@ def test_erasure_gives_the_aggregates_computed_without_the_participant() -> None
     # Replaying the victim's old events never counts them again.
     run(proc, [e for e in events if e["participant_id"] == victim], states=states)
     assert_matches_truth(proc, without)
+
+
+def test_an_erasure_and_later_events_in_one_batch_count_only_the_later_events() -> None:
+    proc, events, states, victim = counted_participants(4)
+    erased_at = NOW + timedelta(days=20)
+    later = [
+        ev("consent", victim, {"granted": True}, 20 * 24 + 1),
+        ev("exposure", victim, {"experiment": "exp", "variant": "b"}, 20 * 24 + 2),
+        ev("usage", victim, {"action": "buy", "value": 7.0, "properties": {"district": "east"}}, 20 * 24 + 3),
+    ]
+    # The erasure request and the new events in one batch: the erased log's contributions are taken
+    # out, the new log's added, not the one mistaken for the other.
+    run(proc, [{"participant_id": victim, "at": erased_at}, *later], states=states)
+    kept = [e for e in events if e["participant_id"] != victim] + later
+    assert_matches_truth(proc, kept)
+    assert_aggregates_are_those_of_the_states(proc, {k.encode(): orjson.dumps(v) for k, v in states.items()})
 
 
 def test_stopped_experiment_keeps_its_figures_and_ignores_later_exposures() -> None:
@@ -384,6 +407,35 @@ def test_the_counted_usage_is_the_usage_made_while_consenting(
     timeline = ConsentTimeline(sorted(consents), by_service)
     usage = sorted((t, "visit", None) for t in times)
     assert timeline.counted(usage) == [u for u in usage if timeline.at(u[0])]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.sampled_from(["buy", "visit"]),
+            st.sampled_from([None, 1.0, 2.0]),
+            st.dictionaries(st.sampled_from(["district", "channel"]), st.sampled_from(["n", "s", "e"])),
+        ),
+        max_size=12,
+    ),
+    data=st.data(),
+)
+def test_a_log_holds_the_same_usage_and_segments_whatever_the_order_of_its_events(
+    items: list[tuple[int, str, float | None, dict[str, str]]], data: st.DataObject
+) -> None:
+    # Times drawn from a few milliseconds, so that many events share one: ties are ordered by action
+    # and value, and a segment is the value of the earliest event carrying it, the least on a tie.
+    log = PilotLog()
+    for ms, action, value, properties in data.draw(st.permutations(items)):
+        log.add_usage(ms, action, value, properties)
+    assert log.usage == sorted(((ms, a, v) for ms, a, v, _ in items), key=lambda u: (u[0], u[1], u[2] or -1e308))
+    firsts: dict[str, tuple[int, str]] = {}
+    for ms, _, _, properties in items:
+        for name, val in properties.items():
+            firsts[name] = min(firsts.get(name, (ms, val)), (ms, val))
+    assert log.properties == firsts
 
 
 def test_dead_letter_record_keeps_where_it_came_from() -> None:

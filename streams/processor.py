@@ -360,20 +360,19 @@ class Processor:
 
     def _erase(self, state: ParticipantState, ms: int, changed: dict[str, Contributions]) -> bool:
         for pilot_key, log in state.logs.items():
-            self._remember_old(state, pilot_key, log, changed)
+            if pilot_key not in changed:
+                changed[pilot_key] = self._counted(state, pilot_key, log)
         state.logs = {}
         state.erased_ms = max(ms, state.erased_ms or 0)
         return True
 
-    def _remember_old(
-        self, state: ParticipantState, pilot_key: str, log: PilotLog, changed: dict[str, Contributions]
-    ) -> None:
-        if pilot_key not in changed:
-            counted = state.counted.get(pilot_key)
-            if counted is None:
-                pilot = self.registry.pilots.get(pilot_key)
-                counted = contributions(log, pilot) if pilot else NOTHING
-            changed[pilot_key] = counted
+    def _counted(self, state: ParticipantState, pilot_key: str, log: PilotLog) -> Contributions:
+        """Returns what the pilot's log contributes as last counted (counted now when it never was)."""
+        counted = state.counted.get(pilot_key)
+        if counted is None:
+            pilot = self.registry.pilots.get(pilot_key)
+            counted = contributions(log, pilot) if pilot else NOTHING
+        return counted
 
     def _apply(
         self,
@@ -404,21 +403,24 @@ class Processor:
             outcome.duplicates += 1
             return False
         kind = event.type
+        # Dated after `horizon`, or more than the grace before the newest event of its type read from
+        # its partition (see `watermarks`); else, for the kinds that name one, an unknown experiment.
         watermark = watermarks.get(kind, 0)
-        # Only an event that may be refused is judged (most are a usage event in time).
-        if ms > horizon or ms < watermark - self.grace_ms or kind in {"exposure", "feedback"}:
-            reason = self._refusal(pilot, event, ms, horizon, watermark)
-            if reason is not None:
-                outcome.dead_letters.append(self._dead(rec, *reason))
-                return False
+        if ms > horizon or (watermark and ms < watermark - self.grace_ms):
+            reason: tuple[str, str] | None = self._time_refusal(event, ms, horizon, watermark)
+        elif kind in {"exposure", "feedback"}:
+            reason = self._name_refusal(pilot, event)
+        else:
+            reason = None
+        if reason is not None:
+            outcome.dead_letters.append(self._dead(rec, *reason))
+            return False
+        if pilot_key not in changed:
+            # What the log contributed before this batch: nothing when there was none (after an
+            # erasure, `changed` already holds what the erased log contributed).
+            changed[pilot_key] = NOTHING if log is None else self._counted(state, pilot_key, log)
         if log is None:
             log = state.logs[pilot_key] = PilotLog()
-            # A log that did not exist contributed nothing (after an erasure, `changed` already
-            # holds what the erased log contributed).
-            if pilot_key not in changed:
-                changed[pilot_key] = NOTHING
-        elif pilot_key not in changed:
-            self._remember_old(state, pilot_key, log, changed)
         log.seen.add(short_id)
         match event:
             case Usage():
@@ -439,21 +441,21 @@ class Processor:
         outcome.applied += 1
         return True
 
-    def _refusal(
-        self, pilot: PilotRuntime, event: AnyEvent, ms: int, horizon: float, watermark: int
-    ) -> tuple[str, str] | None:
-        """Returns (reason, field) when the event cannot be counted, else None: dated after `horizon`,
-        more than the grace before `watermark` (its type's, see `watermarks`), or naming an experiment
-        the pilot does not have."""
+    def _time_refusal(self, event: AnyEvent, ms: int, horizon: float, watermark: int) -> tuple[str, str]:
+        """Returns (reason, field) for an event dated after `horizon` or too late behind `watermark`."""
         if ms > horizon:
             return f"occurred_at {_utc_text(event.occurred_at)} is in the future", "occurred_at"
-        if watermark and ms < watermark - self.grace_ms:
-            return (
-                f"late event: occurred_at {_utc_text(event.occurred_at)} is more than the grace period "
-                f"({self.grace_ms // 1000} s) before the newest {event.type} event of its partition "
-                f"({ms_datetime(watermark).isoformat()})",
-                "occurred_at",
-            )
+        return (
+            f"late event: occurred_at {_utc_text(event.occurred_at)} is more than the grace period "
+            f"({self.grace_ms // 1000} s) before the newest {event.type} event of its partition "
+            f"({ms_datetime(watermark).isoformat()})",
+            "occurred_at",
+        )
+
+    @staticmethod
+    def _name_refusal(pilot: PilotRuntime, event: AnyEvent) -> tuple[str, str] | None:
+        """Returns (reason, field) when the event names an experiment (or variant) the pilot does not
+        have, else None."""
         if isinstance(event, Exposure):
             exp = pilot.experiments.get(event.payload.experiment)
             if exp is None:

@@ -15,14 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 from playwright.sync_api import Page, sync_playwright
 
 from experiments.console_setup import ensure_bootstrap_admin
 from experiments.store import UNITS
 from services.simulator.citizens import BEHAVIOURS, generate
 from services.simulator.demo import history_batches, history_window, prepare_demo_pilots
-from streams.events import Topics
+from streams.events import GroupOffsets, Topics
 from tests.support.ports import free_port
 from tests.support.stack import ROOT, Stack
 from tests.support.waiting import wait_until
@@ -46,14 +45,13 @@ PARTICIPANTS = 160
 
 
 def dead_letters(stack: Stack) -> int:
-    """Returns how many records the dead-letter topic holds."""
-    consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap)
+    """Returns how many records the dead-letter topic holds (the end offsets of its partitions)."""
+    offsets = GroupOffsets(stack.bootstrap, stack.namespace)
     try:
         topic = Topics(stack.namespace).dead_letter
-        ends = consumer.end_offsets([TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()])
-        return sum(ends.values())
+        return sum(end for _, end in offsets.positions((topic, p) for p in range(stack.partitions)).values())
     finally:
-        consumer.close()
+        offsets.close()
 
 
 @pytest.fixture

@@ -8,8 +8,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 JARS   := infra/kafka/target/dependency/.complete
+# The processor's hot path compiled with mypyc (experiments/native.py), rebuilt when a source changes.
+NATIVE := build/native/manifest.json
+NATIVE_SOURCES := $(shell find experiments streams -name '*.py')
 
-.PHONY: demo test bench lint install system-deps kafka-jars gbstats-fixtures clean
+.PHONY: demo test bench lint install native system-deps kafka-jars gbstats-fixtures clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,6 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 install: $(STAMP)
+
+$(NATIVE): $(STAMP) $(NATIVE_SOURCES) tools/build_native.py
+	$(BIN)/python tools/build_native.py
+
+native: $(NATIVE)
 
 $(JARS): infra/kafka/pom.xml
 	mvn -q -B -f infra/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime
@@ -27,18 +35,19 @@ kafka-jars: $(JARS)
 system-deps:
 	scripts/system-deps.sh
 
-demo: $(STAMP) $(JARS)
+demo: $(STAMP) $(NATIVE) $(JARS)
 	$(BIN)/rhizome demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy tools/build_native.py
 
-test: system-deps $(STAMP) $(JARS) lint
+test: system-deps $(STAMP) $(NATIVE) $(JARS) lint
 	$(BIN)/pytest
 
-bench: $(STAMP) $(JARS)
+bench: $(STAMP) $(NATIVE) $(JARS)
 	$(BIN)/python -m benchmarks.run
 
 gbstats-fixtures:
@@ -46,4 +55,4 @@ gbstats-fixtures:
 	.venv-gbstats/bin/python tools/gbstats/generate_fixtures.py
 
 clean:
-	rm -rf $(VENV) .venv-gbstats infra/kafka/target .rhizome test-output bench-output
+	rm -rf $(VENV) .venv-gbstats infra/kafka/target .rhizome test-output bench-output build

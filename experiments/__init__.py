@@ -2,3 +2,7 @@
 
 Imports nothing else of ours.
 """
+
+from experiments.native import extend
+
+extend(__name__, __path__)

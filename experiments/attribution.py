@@ -54,12 +54,19 @@ SEGMENTED = frozenset({"a", "d", "r"})
 V = TypeVar("V")
 
 
-@dataclass(frozen=True, slots=True)
 class Contributions:
-    """A participant's contributions, each once, and the segments ("" = everyone) they count in."""
+    """A participant's contributions, each once, and the segments ("" = everyone) they count in; never
+    changed once made.
 
-    figures: dict[Key, Vector]
-    segments: tuple[str, ...] = ("",)
+    The hot classes of this module and of streams/processor.py are plain classes rather than
+    dataclasses: compiled by mypyc (experiments/native.py), a dataclass keeps the `__init__` the
+    dataclasses module writes in Python, called for every object."""
+
+    __slots__ = ("figures", "segments")
+
+    def __init__(self, figures: dict[Key, Vector], segments: tuple[str, ...] = ("",)) -> None:
+        self.figures = figures
+        self.segments = segments
 
     def expanded(self) -> Iterable[tuple[Key, Vector]]:
         """Yields every (key with segment, vector) this participant adds to."""
@@ -173,20 +180,33 @@ def ms_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-@dataclass(slots=True)
+FeedbackItem = tuple[int, str, float | None, float | None, str | None, str | None]
+
+
 class PilotLog:
     """One participant's events in one pilot, kept small: times in ms, sorted, deduplicated.
 
-    usage: (ms, action, value); feedback: (ms, kind, score, sus score, target idea, experiment).
+    usage: (ms, action, value); feedback: (ms, kind, score, sus score, target idea, experiment);
+    seen: the first 16 hex digits of every applied event's id (a redelivered event is recognised by it).
     """
 
-    consent: list[tuple[int, bool]] = field(default_factory=list)
-    exposures: dict[str, list[tuple[int, str]]] = field(default_factory=dict)
-    usage: list[tuple[int, str, float | None]] = field(default_factory=list)
-    feedback: list[tuple[int, str, float | None, float | None, str | None, str | None]] = field(default_factory=list)
-    properties: dict[str, tuple[int, str]] = field(default_factory=dict)
-    #: The first 16 hex digits of every applied event's id: a redelivered event is recognised by it.
-    seen: set[str] = field(default_factory=set)
+    __slots__ = ("consent", "exposures", "feedback", "properties", "seen", "usage")
+
+    def __init__(
+        self,
+        consent: list[tuple[int, bool]] | None = None,
+        exposures: dict[str, list[tuple[int, str]]] | None = None,
+        usage: list[tuple[int, str, float | None]] | None = None,
+        feedback: list[FeedbackItem] | None = None,
+        properties: dict[str, tuple[int, str]] | None = None,
+        seen: set[str] | None = None,
+    ) -> None:
+        self.consent: list[tuple[int, bool]] = [] if consent is None else consent
+        self.exposures: dict[str, list[tuple[int, str]]] = {} if exposures is None else exposures
+        self.usage: list[tuple[int, str, float | None]] = [] if usage is None else usage
+        self.feedback: list[FeedbackItem] = [] if feedback is None else feedback
+        self.properties: dict[str, tuple[int, str]] = {} if properties is None else properties
+        self.seen: set[str] = set() if seen is None else seen
 
     # --- changes ------------------------------------------------------------------------------
 

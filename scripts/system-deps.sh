@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Rhizome's tests need when they are missing:
 # PostgreSQL (the production database, started by the tests), Chromium (end-to-end console tests),
-# Java and Maven (the local Kafka broker). Idempotent; quick when everything is there.
+# Java and Maven (the local Kafka broker), a C compiler (the processor compiled by mypyc, `make native`).
+# Idempotent; quick when everything is there.
 set -euo pipefail
 
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Unicode fonts for the PDF decision report.

@@ -16,21 +16,28 @@ import asyncio
 import gc
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
 import faust
-from aiokafka.structs import ConsumerRecord
 
+import streams.processor
+from experiments.native import compiled
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
 from streams.delivery import BatchApp, Records
 from streams.events import GroupOffsets, Topics, ensure_settings_topics, wait_until_reachable
-from streams.processor import Incoming, LiveStates, Outcome, ParticipantState, Processor, Registry
+from streams.processor import (
+    Incoming,
+    LiveStates,
+    Outcome,
+    ParticipantState,
+    Processor,
+    Registry,
+    by_participant,
+    decoded_chunk,
+)
 from streams.sink import Sink
 from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_process
-from streams.wire import Exposure
 
 log = logging.getLogger("rhizome.worker")
 
@@ -152,19 +159,6 @@ def create_app(settings: Settings) -> faust.App:
         await sink.settle()
         processor.aggregates.drop({tp.partition for tp in revoked if tp.topic in source_names})
 
-    def refers_to_unknown(records: Iterable[Incoming]) -> bool:
-        pilots = processor.registry.pilots
-        for rec in records:
-            event = rec.event
-            if event is None:
-                continue
-            pilot = pilots.get(event.pilot_id)
-            if pilot is None:
-                return True
-            if isinstance(event, Exposure) and event.payload.experiment not in pilot.experiments:
-                return True
-        return False
-
     def apply(chunk: dict[bytes, list[Incoming]]) -> tuple[Outcome, list[tuple[bytes, int, bytes]]]:
         """Applies a chunk of the batch's participants, and keeps their new states in the table's store
         and their texts in the sink: all in one turn of the loop, the one in which the aggregates take
@@ -183,22 +177,12 @@ def create_app(settings: Settings) -> faust.App:
         # written once for all of their records in it. Then applied a chunk of participants at a
         # time, each chunk decoded just before, with a turn of the loop between chunks (heartbeats,
         # timers), so a large fetch never holds the loop for long.
-        by_participant: dict[bytes, list[ConsumerRecord[bytes, bytes]]] = defaultdict(list)
-        for msg in batch:
-            by_participant[msg.key or b""].append(msg)
-        keys = list(by_participant)
+        groups = by_participant(batch)
+        keys = list(groups)
         for start in range(0, len(keys), CHUNK_PARTICIPANTS):
-            chunk = {
-                key: [
-                    Incoming.decoded(msg.value, msg.topic, msg.partition, msg.offset, erasure_topic)
-                    for msg in by_participant[key]
-                ]
-                for key in keys[start : start + CHUNK_PARTICIPANTS]
-            }
+            chunk = decoded_chunk(groups, keys[start : start + CHUNK_PARTICIPANTS], erasure_topic)
             now = time.monotonic()
-            if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and refers_to_unknown(
-                r for recs in chunk.values() for r in recs
-            ):
+            if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and processor.registry.refers_to_unknown(chunk):
                 last_unknown_reload = now
                 await reload_registry()
             outcome, changed = apply(chunk)
@@ -236,7 +220,12 @@ def create_app(settings: Settings) -> faust.App:
         # measured; before, the passes during a batch took a fifth of its time).
         gc.freeze()
         gc.disable()
-        log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
+        log.info(
+            "worker %s reading %s, processor %s",
+            settings.namespace,
+            ", ".join(sorted(source_names)),
+            "compiled (build/native)" if compiled(streams.processor) else "as Python",
+        )
 
     return app
 

@@ -34,6 +34,9 @@ from experiments.feedback import sus_score
 from streams.events import InvalidEvent, dead_letter, decode_erasure
 from streams.wire import AnyEvent, Consent, Exposure, Feedback, Usage, decode
 
+#: A record as fetched from Kafka (aiokafka's ConsumerRecord): key, value, topic, partition, offset.
+Record = Any
+
 #: Events dated further than this in the future are refused (clock skew allowance).
 FUTURE_SKEW_MS = 10 * 60 * 1000
 _TIME = itemgetter(0)
@@ -63,18 +66,45 @@ class Registry:
         )
         return cls(dict(pilots), hashlib.sha256(repr(doc).encode()).hexdigest())
 
+    def refers_to_unknown(self, chunk: Mapping[bytes, list[Incoming]]) -> bool:
+        """Returns True when an event of the chunk names a pilot, or an exposure an experiment, that
+        the registry does not have (so the registry may be out of date)."""
+        pilots = self.pilots
+        for records in chunk.values():
+            for rec in records:
+                event = rec.event
+                if event is None:
+                    continue
+                pilot = pilots.get(event.pilot_id)
+                if pilot is None:
+                    return True
+                if isinstance(event, Exposure) and event.payload.experiment not in pilot.experiments:
+                    return True
+        return False
 
-@dataclass(slots=True)
+
 class Incoming:
     """One record from Kafka: its bytes, where it came from, and the event decoded from it (or why
-    it could not be). Records of the erasure topic carry no event."""
+    it could not be). Records of the erasure topic carry no event. (A plain class, not a dataclass:
+    see `Contributions`.)"""
 
-    value: bytes | None
-    topic: str
-    partition: int
-    offset: int
-    event: AnyEvent | None = None
-    error: InvalidEvent | None = None
+    __slots__ = ("error", "event", "offset", "partition", "topic", "value")
+
+    def __init__(
+        self,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        event: AnyEvent | None = None,
+        error: InvalidEvent | None = None,
+    ) -> None:
+        self.value = value
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.event = event
+        self.error = error
 
     @classmethod
     def decoded(cls, value: bytes | None, topic: str, partition: int, offset: int, erasure_topic: str) -> Incoming:
@@ -86,6 +116,29 @@ class Incoming:
             except InvalidEvent as exc:
                 rec.error = exc
         return rec
+
+
+def by_participant(batch: Iterable[Record]) -> dict[bytes, list[Record]]:
+    """Returns the records of a fetch grouped by key (participant), in their order."""
+    groups: dict[bytes, list[Record]] = {}
+    for msg in batch:
+        key = msg.key or b""
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [msg]
+        else:
+            group.append(msg)
+    return groups
+
+
+def decoded_chunk(
+    groups: Mapping[bytes, list[Record]], keys: Iterable[bytes], erasure_topic: str
+) -> dict[bytes, list[Incoming]]:
+    """Returns the records of these participants decoded (see `Incoming.decoded`)."""
+    return {
+        key: [Incoming.decoded(msg.value, msg.topic, msg.partition, msg.offset, erasure_topic) for msg in groups[key]]
+        for key in keys
+    }
 
 
 @dataclass(slots=True)

@@ -110,15 +110,18 @@ class Stack:
                 tail = logs[0].read_text(errors="replace").splitlines()[-25:] if logs else []
                 raise ProcessDied(f"process {proc.args} exited with {proc.returncode}:\n" + "\n".join(tail))
 
-    def wait(self, check: Callable[[], T], timeout: float = 120.0, what: str = "the condition") -> T:
-        """Returns the first truthy value of `check()`, failing early when a process of the stack died."""
+    def wait(
+        self, check: Callable[[], T], timeout: float = 120.0, what: str = "the condition", interval: float = 0.2
+    ) -> T:
+        """Returns the first truthy value of `check()` (asked every `interval` s), failing early when a
+        process of the stack died."""
 
         def guarded() -> T:
             self.check_alive()
             return check()
 
         try:
-            return wait_until(guarded, timeout, what=what)
+            return wait_until(guarded, timeout, interval, what=what)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.report()}") from None
 

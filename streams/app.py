@@ -220,12 +220,12 @@ def create_app(settings: Settings) -> faust.App:
         # measured; before, the passes during a batch took a fifth of its time).
         gc.freeze()
         gc.disable()
-        log.info(
-            "worker %s reading %s, processor %s",
-            settings.namespace,
-            ", ".join(sorted(source_names)),
-            "compiled (build/native)" if compiled(streams.processor) else "as Python",
-        )
+        log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
+        if compiled(streams.processor):
+            log.info("processor compiled (build/native)")
+        else:
+            # Slower (README, Benchmarks): said at the worker's default level.
+            log.warning("processor as Python: no build of the current sources in build/native (make native)")
 
     return app
 

@@ -4,6 +4,7 @@ every metric type, daily adoption and citizen feedback."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -63,6 +64,12 @@ def test_worker_killed_twice_with_sigkill_ends_equal_to_the_truth(stack: Stack) 
         worker = stack.start_worker()
     stack.post(key, thirds[2], batch=500)
     assert_exact(stack, events)
+    # The workers ran the processor's compiled build, the one `make` makes for the suite (a worker
+    # starting from another directory or interpreter would fall back to the Python modules).
+    if not os.environ.get("RHIZOME_PURE_PYTHON"):
+        logs = [p.read_text(errors="replace") for p in stack.tmp.glob("worker-*.log")]
+        started = [log for log in logs if " reading " in log]  # a worker may be killed before it starts
+        assert started and all("processor compiled (build/native)" in log for log in started)
 
 
 def test_two_workers_in_one_group_equal_one_worker_and_the_truth(stack: Stack) -> None:

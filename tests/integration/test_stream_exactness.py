@@ -199,9 +199,10 @@ def test_a_processing_error_stops_the_worker_and_a_restarted_worker_counts_every
     # A batch fails half-way (some participants' deltas already in the aggregates): the worker must
     # stop rather than skip the batch, and commit none of it, so the next run counts every event once.
     marker = tmp_path / "failed"
-    # The failure is injected by replacing a method of the processor, which its compiled build (a
-    # native class) does not allow: this worker runs the processor as Python. What is under test, how
-    # the worker stops and what it commits, is the app's (streams/app.py, delivery.py), never compiled.
+    # The failure is injected by replacing a method of the processor, which the compiled build's own
+    # calls never see (mypyc calls a native class's methods directly): this worker runs it as Python.
+    # What is under test, how the worker stops and what it commits, is the app's (streams/app.py,
+    # delivery.py), never compiled.
     inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker), RHIZOME_PURE_PYTHON="1")
     events = simulated(participants=300, seed=31)
     key = stack.apply(SPEC)

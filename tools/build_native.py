@@ -2,9 +2,10 @@
 
     .venv/bin/python tools/build_native.py        (run by make, when a source of the packages changed)
 
-The build is made in a fresh directory and takes the place of the previous one only once it imports;
-its manifest is the fingerprint of the sources taken before compiling, so a source edited during the
-build leaves it unused (see experiments/native.py). Needs a C compiler and Python's headers.
+The build is made in a fresh directory, which then takes the place of the previous build; a build that
+fails, or does not import once in place, is removed (the modules then run as Python). Its manifest is the
+fingerprint of the sources taken before compiling, so a source edited during the build leaves it unused
+(see experiments/native.py). Needs a C compiler and Python's headers.
 """
 
 from __future__ import annotations
@@ -20,12 +21,15 @@ from pathlib import Path
 from mypyc.build import mypycify
 from setuptools import Distribution  # type: ignore[import-untyped]
 
-from experiments.native import COMPILED, ROOT, build_dir, fingerprint
+from experiments.native import COMPILED, PURE_ENV, ROOT, build_dir, fingerprint
 
 GROUP = "rhizome_native"
+#: Run in a fresh interpreter once the build is in place: every compiled module imports from it.
 CHECK = (
-    "import experiments.attribution as a, streams.processor as p, experiments.native as n; "
-    "assert n.compiled(a) and n.compiled(p), (a.__file__, p.__file__)"
+    "import importlib, experiments.native as n\n"
+    f"for name in {[path.removesuffix('.py').replace('/', '.') for path in COMPILED]!r}:\n"
+    "    module = importlib.import_module(name)\n"
+    "    assert n.compiled(module), module.__file__\n"
 )
 
 
@@ -34,15 +38,19 @@ def build(out: Path) -> None:
     work = out.with_name(out.name + ".new")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    os.chdir(ROOT)  # mypyc names the modules from their paths
-    extensions = mypycify(list(COMPILED), opt_level="3", target_dir=str(work / "c"), group_name=GROUP)
-    dist = Distribution({"name": "rhizome-native", "ext_modules": extensions})
-    dist.verbose = 0
-    command = dist.get_command_obj("build_ext")
-    command.build_lib = str(work / "lib")
-    command.build_temp = str(work / "obj")
-    command.parallel = os.cpu_count() or 1
-    dist.run_command("build_ext")
+    try:
+        os.chdir(ROOT)  # mypyc names the modules from their paths
+        extensions = mypycify(list(COMPILED), opt_level="3", target_dir=str(work / "c"), group_name=GROUP)
+        dist = Distribution({"name": "rhizome-native", "ext_modules": extensions})
+        dist.verbose = 0
+        command = dist.get_command_obj("build_ext")
+        command.build_lib = str(work / "lib")
+        command.build_temp = str(work / "obj")
+        command.parallel = os.cpu_count() or 1
+        dist.run_command("build_ext")
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
     (work / "shared").mkdir()
     for runtime in (work / "lib").glob(f"{GROUP}__mypyc*"):
         runtime.rename(work / "shared" / runtime.name)
@@ -61,7 +69,7 @@ def main() -> int:
         print(f"build_native: compiling {', '.join(COMPILED)} failed: {exc}", file=sys.stderr)
         return 1
     (out / "manifest.json").write_text(json.dumps(sources, indent=2) + "\n")
-    env = {k: v for k, v in os.environ.items() if k != "RHIZOME_PURE_PYTHON"}
+    env = {k: v for k, v in os.environ.items() if k != PURE_ENV}
     checked = subprocess.run(
         [sys.executable, "-c", CHECK], check=False, cwd=ROOT, env=env, capture_output=True, text=True
     )

@@ -15,6 +15,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
 
 from experiments import models as m
+from experiments import native
 from experiments.specs import parse_pilot_spec
 from services.simulator.citizens import BEHAVIOURS, generate
 from services.simulator.truth import expected
@@ -73,7 +74,7 @@ def test_worker_killed_twice_with_sigkill_ends_equal_to_the_truth(stack: Stack) 
     assert_exact(stack, events)
     # The workers ran the processor's compiled build, the one `make` makes for the suite (a worker
     # starting from another directory or interpreter would fall back to the Python modules).
-    if not os.environ.get("RHIZOME_PURE_PYTHON"):
+    if not os.environ.get(native.PURE_ENV):
         logs = [p.read_text(errors="replace") for p in stack.tmp.glob("worker-*.log")]
         assert len(logs) == 3 and all("processor compiled (build/native)" in log for log in logs)
 

@@ -3,8 +3,9 @@ subprocess by tests/unit/test_native.py, once on the compiled build and once as 
 
     python -m tests.support.native_run EVENTS.json
 
-The events are applied as the worker applies them (grouped by participant, states stored as bytes
-between batches, kept parsed in `LiveStates`), in batches of 500: every event twice, then events
+The events are applied as the worker applies them (Kafka records of a fetch grouped by participant and
+decoded by the worker's own functions, states stored as bytes between batches, kept parsed in
+`LiveStates`), in batches of 500: every event twice, then events
 dated too late, an invalid record and the first participant's erasure. Printed: whether the modules
 ran compiled, every aggregate sum, the states, and every dead letter, text and count of the outcome.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import sys
 import zlib
-from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from experiments.attribution import ExperimentRuntime, PilotRuntime
 from experiments.native import compiled
 from experiments.specs import parse_pilot_spec
 from streams.events import encode_erasure
-from streams.processor import Incoming, LiveStates, Outcome, Processor, Registry
+from streams.processor import LiveStates, Outcome, Processor, Registry, by_participant, decoded_chunk
+from tests.support.records import kafka_record
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml"
 ERASURE = "ns.erasure"
@@ -39,13 +40,14 @@ def run(events: list[dict[str, Any]], clock: float) -> dict[str, Any]:
     proc = Processor(
         Registry.of({spec.key: PilotRuntime(spec, experiments_)}), grace_ms=86_400_000, clock=lambda: clock
     )
-    records = [(ev["participant_id"].encode(), f"ns.{ev['type']}", orjson.dumps(ev)) for ev in [*events, *events[::-1]]]
     # Late (dated at the first event, more than the grace before the newest) and invalid records.
     late = [
         {**ev, "event_id": f"00000000-0000-4000-8000-{i:012x}", "occurred_at": events[0]["occurred_at"]}
         for i, ev in enumerate(events[-20:])
     ]
-    records += [(ev["participant_id"].encode(), f"ns.{ev['type']}", orjson.dumps(ev)) for ev in late]
+    records = [
+        (ev["participant_id"].encode(), f"ns.{ev['type']}", orjson.dumps(ev)) for ev in [*events, *events[::-1], *late]
+    ]
     records.append((b"someone", "ns.usage", b'{"type": "usage"'))
     first = events[0]["participant_id"]
     records.append((first.encode(), ERASURE, encode_erasure(first, datetime.fromtimestamp(clock, UTC))))
@@ -53,10 +55,12 @@ def run(events: list[dict[str, Any]], clock: float) -> dict[str, Any]:
     live = LiveStates(200)
     outcome = Outcome()
     for start in range(0, len(records), BATCH):
-        chunk: dict[bytes, list[Incoming]] = defaultdict(list)
-        for offset, (key, topic, value) in enumerate(records[start : start + BATCH], start):
-            partition = zlib.crc32(key) % 4
-            chunk[key].append(Incoming.decoded(value, topic, partition, offset, ERASURE))
+        fetch = [
+            kafka_record(topic, zlib.crc32(key) % 4, offset, key, value)
+            for offset, (key, topic, value) in enumerate(records[start : start + BATCH], start)
+        ]
+        groups = by_participant(fetch)
+        chunk = decoded_chunk(groups, groups, ERASURE)
         got, _changed = proc.process_chunk(states, chunk, live)
         outcome.dead_letters += got.dead_letters
         outcome.texts += got.texts

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -21,10 +22,8 @@ from experiments.specs import parse_pilot_spec
 from services.simulator.citizens import BEHAVIOURS, generate
 from tests.support.native_run import SPEC
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def python(*args: str, pure: bool, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+def python(*args: str, pure: bool, cwd: Path = native.ROOT) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
     if pure:
         env[native.PURE_ENV] = "1"
@@ -71,9 +70,8 @@ def test_a_build_is_used_only_for_the_sources_and_interpreter_it_was_made_from(
 def test_an_edited_source_makes_the_package_load_its_python(tmp_path: Path) -> None:
     # A copy of the checkout's packages and build, where one source is then edited.
     for package in native.PACKAGES:
-        subprocess.run(["cp", "-r", str(ROOT / package), str(tmp_path / package)], check=True)
-    (tmp_path / "build").mkdir()
-    subprocess.run(["cp", "-r", str(native.build_dir()), str(native.build_dir(tmp_path))], check=True)
+        shutil.copytree(native.ROOT / package, tmp_path / package)
+    shutil.copytree(native.build_dir(), native.build_dir(tmp_path))
     probe = "import streams.processor as p, experiments.native as n; print(n.compiled(p))"
     if native.usable():
         assert python("-c", probe, pure=False, cwd=tmp_path).stdout.strip() == "True"

@@ -35,6 +35,7 @@ from streams.processor import (
     Registry,
     by_participant,
     decoded_chunk,
+    fetched,
 )
 from streams.sink import Sink
 from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_process
@@ -195,7 +196,7 @@ def create_app(settings: Settings) -> faust.App:
                 await dead_letters.send(key=None, value=value)
         processor.end_batch()
 
-    app.deliver_batches(source, process_batch)
+    app.deliver_batches(source, process_batch, fetched)
 
     @app.timer(REGISTRY_EVERY)
     async def _registry() -> None:

@@ -34,9 +34,6 @@ from experiments.feedback import sus_score
 from streams.events import InvalidEvent, dead_letter, decode_erasure
 from streams.wire import AnyEvent, Consent, Exposure, Feedback, Usage, decode
 
-#: A record as fetched from Kafka (aiokafka's ConsumerRecord): key, value, topic, partition, offset.
-Record = Any
-
 #: Events dated further than this in the future are refused (clock skew allowance).
 FUTURE_SKEW_MS = 10 * 60 * 1000
 _TIME = itemgetter(0)
@@ -84,11 +81,11 @@ class Registry:
 
 
 class Incoming:
-    """One record from Kafka: its bytes, where it came from, and the event decoded from it (or why
-    it could not be). Records of the erasure topic carry no event. (A plain class, not a dataclass:
-    see `Contributions`.)"""
+    """One record from Kafka: its key (the participant), its bytes, where it came from, and the event
+    decoded from it (or why it could not be). Records of the erasure topic carry no event. (A plain
+    class, not a dataclass: see `Contributions`.)"""
 
-    __slots__ = ("error", "event", "offset", "partition", "topic", "value")
+    __slots__ = ("error", "event", "key", "offset", "partition", "topic", "value")
 
     def __init__(
         self,
@@ -98,6 +95,7 @@ class Incoming:
         offset: int,
         event: AnyEvent | None = None,
         error: InvalidEvent | None = None,
+        key: bytes | None = None,
     ) -> None:
         self.value = value
         self.topic = topic
@@ -105,40 +103,55 @@ class Incoming:
         self.offset = offset
         self.event = event
         self.error = error
+        self.key = key
+
+    def decode(self, erasure_topic: str) -> None:
+        """Decodes the record's event (unless it is an erasure request), or keeps why it is invalid."""
+        value = self.value
+        if value is not None and self.topic != erasure_topic:
+            try:
+                self.event = decode(value)
+            except InvalidEvent as exc:
+                self.error = exc
 
     @classmethod
     def decoded(cls, value: bytes | None, topic: str, partition: int, offset: int, erasure_topic: str) -> Incoming:
         """Returns the record with its event decoded (unless it is an erasure request)."""
         rec = cls(value, topic, partition, offset)
-        if value is not None and topic != erasure_topic:
-            try:
-                rec.event = decode(value)
-            except InvalidEvent as exc:
-                rec.error = exc
+        rec.decode(erasure_topic)
         return rec
 
 
-def by_participant(batch: Iterable[Record]) -> dict[bytes, list[Record]]:
+def fetched(tp: Any, record: Any) -> Incoming:
+    """Returns a record of partition `tp` (a topic and a partition) as the worker keeps it, from the
+    record aiokafka read (its own record, or the `ConsumerRecord` it would make of it): the fetcher
+    makes it, in place of a `ConsumerRecord` (see streams/delivery.py)."""
+    return Incoming(record.value, tp.topic, tp.partition, record.offset, key=record.key)
+
+
+def by_participant(batch: Iterable[Incoming]) -> dict[bytes, list[Incoming]]:
     """Returns the records of a fetch grouped by key (participant), in their order."""
-    groups: dict[bytes, list[Record]] = {}
-    for msg in batch:
-        key = msg.key or b""
+    groups: dict[bytes, list[Incoming]] = {}
+    for rec in batch:
+        key = rec.key or b""
         group = groups.get(key)
         if group is None:
-            groups[key] = [msg]
+            groups[key] = [rec]
         else:
-            group.append(msg)
+            group.append(rec)
     return groups
 
 
 def decoded_chunk(
-    groups: Mapping[bytes, list[Record]], keys: Iterable[bytes], erasure_topic: str
+    groups: Mapping[bytes, list[Incoming]], keys: Iterable[bytes], erasure_topic: str
 ) -> dict[bytes, list[Incoming]]:
-    """Returns the records of these participants decoded (see `Incoming.decoded`)."""
-    return {
-        key: [Incoming.decoded(msg.value, msg.topic, msg.partition, msg.offset, erasure_topic) for msg in groups[key]]
-        for key in keys
-    }
+    """Returns the records of these participants, decoded (see `Incoming.decode`)."""
+    chunk: dict[bytes, list[Incoming]] = {}
+    for key in keys:
+        records = chunk[key] = groups[key]
+        for rec in records:
+            rec.decode(erasure_topic)
+    return chunk
 
 
 @dataclass(slots=True)

@@ -1,5 +1,5 @@
-"""The worker's batch delivery (streams/delivery.py) on faust's real consumer, without a broker:
-what reaches the handler, and which offsets become committable."""
+"""The worker's batch delivery (streams/delivery.py) on faust's real consumer and aiokafka's real
+unpacking, without a broker: what reaches the handler, and which offsets become committable."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from aiokafka.consumer.fetcher import READ_UNCOMMITTED, Fetcher, FetchError, FetchResult, PartitionRecords
 from aiokafka.producer.message_accumulator import BatchBuilder
 from aiokafka.record.default_records import DefaultRecordBatch
+from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from streams.delivery import BatchApp, BatchConsumer, Records
+from streams.delivery import BatchApp, BatchConsumer, BatchFetcher, Records
+from streams.processor import Incoming, fetched
 from tests.support.records import kafka_record
 
 USAGE, CONSENT, CHANGELOG = TP("u.usage", 0), TP("u.consent", 1), TP("u-participants-changelog", 0)
@@ -29,13 +32,13 @@ def consumer(handler: Callable[[BatchApp, BatchConsumer, Records], Awaitable[Non
     """Yields (app, consumer, handed) for a batch app reading u.usage and u.consent, whose other
     topics' records are recorded in `consumer.singles`."""
     app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
-    handed: list[list[ConsumerRecord[bytes, bytes]]] = []
+    handed: list[list[Any]] = []
 
     async def on_batch(batch: Records) -> None:
         handed.append(list(batch))
         await handler(app, c, batch)
 
-    app.deliver_batches(app.topic("u.usage", "u.consent", key_type=bytes, value_type=bytes), on_batch)
+    app.deliver_batches(app.topic("u.usage", "u.consent", key_type=bytes, value_type=bytes), on_batch, fetched)
     app.topics.add(app.topic(CHANGELOG.topic))
     c = app.consumer
     assert isinstance(c, BatchConsumer)
@@ -205,3 +208,69 @@ def test_records_sent_in_batches_reach_each_partition_whole_and_in_order(monkeyp
     for partition in range(3):
         got = [rec for _, p, recs in sent if p == partition for rec in recs]
         assert got == [(key, value) for key, p, value in wanted if p == partition]
+
+
+def fetched_bytes(first_offset: int, keys_and_values: list[tuple[bytes, bytes]], per_batch: int) -> bytes:
+    """The bytes of a partition's fetch as the broker sends them: record batches (aiokafka's own
+    builder) of `per_batch` records each, numbered from `first_offset`."""
+    data = bytearray()
+    for start in range(0, len(keys_and_values), per_batch):
+        builder = BatchBuilder(1 << 20, 0)
+        for i, (key, value) in enumerate(keys_and_values[start : start + per_batch]):
+            assert builder.append(key=key, value=value, timestamp=None) is not None, i
+        built = bytearray(builder._build())
+        built[0:8] = (first_offset + start).to_bytes(8, "big")  # the base offset, set by the broker
+        data += built
+    return bytes(data)
+
+
+def test_aiokafkas_unpacking_makes_the_apps_records_of_a_batch_topic() -> None:
+    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    app.deliver_batches(app.topic("u.usage", key_type=bytes, value_type=bytes), nothing, fetched)
+    sent = [(f"p{i}".encode(), f'{{"n": {i}}}'.encode()) for i in range(100, 125)]
+
+    def unpacked(data: bytes, kind: type[PartitionRecords] | None, fetch_offset: int) -> tuple[list[Any], int]:
+        records = PartitionRecords(USAGE, MemoryRecords(data), None, fetch_offset, None, None, True, READ_UNCOMMITTED)
+        if kind is not None:
+            records.__class__ = kind
+        return list(records), records.next_fetch_offset
+
+    # A fetch from the first offset, and one from within a batch (the broker sends the whole batch).
+    for first, fetch_offset in ((100, 100), (110, 113)):
+        data = fetched_bytes(first, sent[first - 100 :], per_batch=10)
+        made, after = unpacked(data, app.batch_partition_records, fetch_offset)
+        theirs, their_after = unpacked(data, None, fetch_offset)
+        assert all(isinstance(rec, Incoming) for rec in made)
+        assert [(r.topic, r.partition, r.offset, r.key, r.value) for r in made] == [
+            (r.topic, r.partition, r.offset, r.key, r.value) for r in theirs
+        ]
+        assert [(r.offset, r.key, r.value) for r in made] == [
+            (offset, *sent[offset - 100]) for offset in range(fetch_offset, 125)
+        ]
+        assert after == their_after == 125
+
+
+def test_the_fetcher_hands_only_the_batch_topics_records_to_the_apps_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
+    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    app.deliver_batches(app.topic("u.usage", "u.consent", key_type=bytes, value_type=bytes), nothing, fetched)
+    data = fetched_bytes(0, [(b"p1", b"{}")], per_batch=1)
+
+    def partition(tp: TP) -> FetchResult:
+        records = PartitionRecords(tp, MemoryRecords(data), None, 0, None, None, True, READ_UNCOMMITTED)
+        return FetchResult(tp, assignment=None, partition_records=records, backoff=0)
+
+    async def aiokafkas(self: Fetcher, assignment: Any, node_id: int, request: Any) -> bool:
+        # What aiokafka's own does with a response: each partition's result stored, or its error.
+        self._records.update({USAGE: partition(USAGE), CHANGELOG: partition(CHANGELOG)})
+        self._records[CONSENT] = FetchError(error=RuntimeError("not the leader"), backoff=0)
+        return True
+
+    monkeypatch.setattr(Fetcher, "_proc_fetch_request", aiokafkas)
+    fetcher = object.__new__(BatchFetcher)
+    fetcher._records = {}
+    fetcher.batch_app = app
+    assert asyncio.run(fetcher._proc_fetch_request(None, 0, None)) is True
+    kinds = {tp: type(getattr(result, "_partition_records", result)) for tp, result in fetcher._records.items()}
+    assert kinds == {USAGE: app.batch_partition_records, CHANGELOG: PartitionRecords, CONSENT: FetchError}
+    assert isinstance(next(fetcher._records[USAGE]._partition_records), Incoming)
+    assert isinstance(next(fetcher._records[CHANGELOG]._partition_records), ConsumerRecord)

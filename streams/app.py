@@ -36,6 +36,7 @@ from streams.processor import (
     by_participant,
     decoded_chunk,
     fetched,
+    forget_events,
 )
 from streams.sink import Sink
 from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_process
@@ -187,6 +188,7 @@ def create_app(settings: Settings) -> faust.App:
                 last_unknown_reload = now
                 await reload_registry()
             outcome, changed = apply(chunk)
+            forget_events(chunk)
             # To the changelog, past faust's table API, whose buffer sends one record per loop turn
             # (about 200 µs each, measured); faust flushes the producer before it commits offsets.
             # Shielded: a rebalance cancelling the batch cannot stop a state in the store from

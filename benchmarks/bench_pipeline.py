@@ -57,7 +57,7 @@ SPEC = (ROOT / "examples" / "bike-share.yaml").read_text()
 #: its steady pace rather than its start-up and final commit.
 PARTICIPANTS = 12_000
 #: Rounds of every throughput figure with its baseline (see `main`): five, as on this machine the same
-#: worker read the same backlog in 1.55 s in one run and in 2.67 s in another, minutes apart (measured).
+#: worker read the same backlog in 1.55 s in one run and in 2.88 s in another, the same day (measured).
 ROUNDS = 5
 
 

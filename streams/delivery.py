@@ -50,11 +50,12 @@ from faust.types import TP
 from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
+log = logging.getLogger("rhizome.worker")
+
 #: What a batch handler receives: the records of one fetch (as its `RecordMaker` makes them), in
 #: offset order within each partition.
 Records = Sequence[Any]
 BatchHandler = Callable[[Records], Awaitable[None]]
-log = logging.getLogger("rhizome.worker")
 #: Makes a batch record from the record aiokafka read of partition `tp`: aiokafka's own (`offset`,
 #: `key`, `value`, `timestamp`, `headers`), or a `ConsumerRecord`. What it makes must have `offset`.
 RecordMaker = Callable[[TP, Any], Any]

@@ -23,6 +23,14 @@ from tests.support.records import kafka_record
 USAGE, CONSENT, CHANGELOG = TP("u.usage", 0), TP("u.consent", 1), TP("u-participants-changelog", 0)
 
 
+def unit_app(*topics: str) -> BatchApp:
+    """A batch app that reaches no broker, handing the records of `topics` (if any) to no handler."""
+    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    if topics:
+        app.deliver_batches(app.topic(*topics, key_type=bytes, value_type=bytes), nothing, fetched)
+    return app
+
+
 def records(tp: TP, *offsets: int) -> list[ConsumerRecord[bytes, bytes]]:
     return [kafka_record(tp.topic, tp.partition, o, b"p1", b"{}") for o in offsets]
 
@@ -31,7 +39,7 @@ def records(tp: TP, *offsets: int) -> list[ConsumerRecord[bytes, bytes]]:
 def consumer(handler: Callable[[BatchApp, BatchConsumer, Records], Awaitable[None]]) -> Iterator[Any]:
     """Yields (app, consumer, handed) for a batch app reading u.usage and u.consent, whose other
     topics' records are recorded in `consumer.singles`."""
-    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    app = unit_app()
     handed: list[list[Any]] = []
 
     async def on_batch(batch: Records) -> None:
@@ -185,7 +193,7 @@ def test_a_handler_that_fails_acknowledges_nothing() -> None:
 
 
 def test_records_sent_in_batches_reach_each_partition_whole_and_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
+    app = unit_app()
     sent: list[tuple[str, int, list[tuple[bytes | None, bytes | None]]]] = []
 
     class Producer:
@@ -224,13 +232,17 @@ def fetched_bytes(first_offset: int, keys_and_values: list[tuple[bytes, bytes]],
     return bytes(data)
 
 
+def partition_records(tp: TP, data: bytes, fetch_offset: int = 0) -> PartitionRecords:
+    """aiokafka's records of one partition's fetch of `data` from `fetch_offset`, as its fetcher makes them."""
+    return PartitionRecords(tp, MemoryRecords(data), None, fetch_offset, None, None, True, READ_UNCOMMITTED)
+
+
 def test_aiokafkas_unpacking_makes_the_apps_records_of_a_batch_topic() -> None:
-    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
-    app.deliver_batches(app.topic("u.usage", key_type=bytes, value_type=bytes), nothing, fetched)
+    app = unit_app("u.usage")
     sent = [(f"p{i}".encode(), f'{{"n": {i}}}'.encode()) for i in range(100, 125)]
 
     def unpacked(data: bytes, kind: type[PartitionRecords] | None, fetch_offset: int) -> tuple[list[Any], int]:
-        records = PartitionRecords(USAGE, MemoryRecords(data), None, fetch_offset, None, None, True, READ_UNCOMMITTED)
+        records = partition_records(USAGE, data, fetch_offset)
         if kind is not None:
             records.__class__ = kind
         return list(records), records.next_fetch_offset
@@ -251,13 +263,11 @@ def test_aiokafkas_unpacking_makes_the_apps_records_of_a_batch_topic() -> None:
 
 
 def test_the_fetcher_hands_only_the_batch_topics_records_to_the_apps_unpacking(monkeypatch: pytest.MonkeyPatch) -> None:
-    app = BatchApp("unit", broker="kafka://127.0.0.1:1", store="memory://", web_enabled=False)
-    app.deliver_batches(app.topic("u.usage", "u.consent", key_type=bytes, value_type=bytes), nothing, fetched)
+    app = unit_app("u.usage", "u.consent")
     data = fetched_bytes(0, [(b"p1", b"{}")], per_batch=1)
 
     def partition(tp: TP) -> FetchResult:
-        records = PartitionRecords(tp, MemoryRecords(data), None, 0, None, None, True, READ_UNCOMMITTED)
-        return FetchResult(tp, assignment=None, partition_records=records, backoff=0)
+        return FetchResult(tp, assignment=None, partition_records=partition_records(tp, data), backoff=0)
 
     async def aiokafkas(self: Fetcher, assignment: Any, node_id: int, request: Any) -> bool:
         # What aiokafka's own does with a response: each partition's result stored, or its error.

@@ -710,6 +710,34 @@ def site_packages(stage: list[Instruction]) -> str:
     return f"{venv}/lib/python{version}/site-packages"
 
 
+def check_dockerfile_native(path: Path, instructions: list[Instruction]) -> list[str]:
+    """Our image compiles the processor (tools/build_native.py) in a build stage, then checks with the
+    interpreter of the virtualenv the final stage copies and runs that the processor loads compiled there
+    (the build itself is tested in tests/unit/test_native.py)."""
+    if path != DOCKERFILE:
+        return []
+    where = path.relative_to(REPO)
+    final = stages(instructions)[-1]
+    venv = site_packages(final).split("/lib/python")[0]
+    copied = [ins.flags_and_args() for ins in final if ins.keyword == "COPY"]
+    if not any("from" in flags and args[:1] == [venv] for flags, args in copied):
+        return [f"{where}: the final stage does not copy the virtualenv {venv} from a build stage"]
+    wanted = {
+        "compiles the processor with tools/build_native.py": re.compile(r"/bin/python3? \S*tools/build_native\.py\b"),
+        f"checks that {venv}/bin/python loads it compiled": re.compile(
+            rf"{re.escape(venv)}/bin/python3? -c .*\bstreams\.processor\b.*\bassert\b.*\bcompiled\("
+        ),
+    }
+    parts = [
+        part
+        for stage in stages(instructions)[:-1]
+        for ins in stage
+        if ins.keyword == "RUN"
+        for part in ins.value.split("&&")  # not at `;`, which the Python of `-c` may hold
+    ]
+    return [f"{where}: no build stage {what}" for what, regex in wanted.items() if not any(map(regex.search, parts))]
+
+
 def check_dockerfile_copies(
     path: Path, instructions: list[Instruction], ignore: list[tuple[bool, re.Pattern[str]]] | None = None
 ) -> list[str]:
@@ -752,6 +780,7 @@ DOCKERFILE_CHECKS: list[Callable[[Path, list[Instruction]], list[str]]] = [
     check_dockerfile_user,
     check_dockerfile_entrypoint,
     check_dockerfile_install,
+    check_dockerfile_native,
     check_dockerfile_copies,
     check_dockerfile_env,
 ]
@@ -1389,6 +1418,18 @@ DOCKERFILE_BREAKS: list[Any] = [
         "examples",
         id="no examples",
         marks=pytest.mark.skipif(examples_outside_packages() is None, reason="the wheel ships the demo specs"),
+    ),
+    (
+        "processor not compiled",
+        check_dockerfile_native,
+        _replace(" && PYTHONPATH=/src /opt/mypyc/bin/python tools/build_native.py", ""),
+        "compiles the processor",
+    ),
+    (
+        "compiled build not checked",
+        check_dockerfile_native,
+        _replace("/opt/rhizome/bin/python -c", "/opt/mypyc/bin/python -c"),
+        "loads it compiled",
     ),
     ("missing source", check_dockerfile_copies, _replace("COPY ui ./ui", "COPY uix ./ui"), "no such file"),
     ("unknown env", check_dockerfile_env, _replace("RHIZOME_STATE_DIR=", "RHIZOME_STATEDIR="), "RHIZOME_STATEDIR"),

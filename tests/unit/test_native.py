@@ -23,10 +23,15 @@ from services.simulator.citizens import BEHAVIOURS, generate
 from tests.support.native_run import SPEC
 
 
-def python(*args: str, pure: bool, cwd: Path = native.ROOT) -> subprocess.CompletedProcess[str]:
+def python(
+    *args: str, pure: bool, cwd: Path = native.ROOT, packages: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Runs this interpreter, as Python or not, importing the packages from `packages` when given."""
     env = {k: v for k, v in os.environ.items() if k != native.PURE_ENV}
     if pure:
         env[native.PURE_ENV] = "1"
+    if packages is not None:
+        env["PYTHONPATH"] = str(packages)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
 
 
@@ -102,3 +107,18 @@ def test_the_compiled_and_python_processors_compute_the_same(tmp_path: Path) -> 
     assert runs[False]["duplicates"] > 1500
     assert runs[False]["dead_letters"] and runs[False]["texts"]
     assert runs[False] == {**runs[True], "compiled": runs[False]["compiled"]}
+
+
+@pytest.mark.skipif(bool(os.environ.get(native.PURE_ENV)), reason="RHIZOME_PURE_PYTHON asks for the Python modules")
+def test_the_build_loads_beside_the_packages_pip_installs(tmp_path: Path) -> None:
+    # As the container image uses it (infra/docker/Dockerfile): made from the sources, as make makes it,
+    # then copied beside the packages pip installed from the project's wheel, which must load it. The
+    # build keeps only what is loaded.
+    assert sorted(p.name for p in native.build_dir().iterdir()) == ["lib", "manifest.json", "shared"]
+    site = tmp_path / "site-packages"
+    installed = python("-m", "pip", "install", "-q", "--no-deps", "--target", str(site), ".", pure=False)
+    assert installed.returncode == 0, installed.stderr
+    shutil.copytree(native.build_dir(), native.build_dir(site))
+    probe = "import streams.processor as p, experiments.native as n; print(n.ROOT, n.compiled(p))"
+    shown = python("-c", probe, pure=False, cwd=tmp_path, packages=site)
+    assert shown.stdout.split() == [str(site), "True"], shown.stderr

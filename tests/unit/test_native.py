@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,15 @@ def test_the_build_loads_beside_the_packages_pip_installs(tmp_path: Path) -> Non
     # then copied beside the packages pip installed from the project's wheel, which must load it. The
     # build keeps only what is loaded.
     assert sorted(p.name for p in native.build_dir().iterdir()) == ["lib", "manifest.json", "shared"]
-    site = tmp_path / "site-packages"
-    installed = python("-m", "pip", "install", "-q", "--no-deps", "--target", str(site), ".", pure=False)
+    # pip builds the wheel where the project is (setuptools writes build/lib/ and the egg-info there): a
+    # copy of what the wheel is made of, so that the checkout is left as it was.
+    project, site = tmp_path / "project", tmp_path / "site-packages"
+    packages = tomllib.loads((native.ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    for name in (pattern.rstrip("*") for pattern in packages["find"]["include"]):
+        shutil.copytree(native.ROOT / name, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(native.ROOT / name, project / name)
+    installed = python("-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(project), pure=False)
     assert installed.returncode == 0, installed.stderr
     shutil.copytree(native.build_dir(), native.build_dir(site))
     probe = "import streams.processor as p, experiments.native as n; print(n.ROOT, n.compiled(p))"

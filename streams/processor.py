@@ -114,13 +114,6 @@ class Incoming:
             except InvalidEvent as exc:
                 self.error = exc
 
-    @classmethod
-    def decoded(cls, value: bytes | None, topic: str, partition: int, offset: int, erasure_topic: str) -> Incoming:
-        """Returns the record with its event decoded (unless it is an erasure request)."""
-        rec = cls(value, topic, partition, offset)
-        rec.decode(erasure_topic)
-        return rec
-
 
 def fetched(tp: Any, record: Any) -> Incoming:
     """Returns a record of partition `tp` (a topic and a partition) as the worker keeps it, from the

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka.structs import TopicPartition
 
 import experiments.attribution
 import streams.processor
@@ -27,8 +26,8 @@ from experiments.attribution import ExperimentRuntime, PilotRuntime
 from experiments.native import compiled
 from experiments.specs import parse_pilot_spec
 from streams.events import encode_erasure
-from streams.processor import LiveStates, Outcome, Processor, Registry, by_participant, decoded_chunk, fetched
-from tests.support.records import kafka_record
+from streams.processor import LiveStates, Outcome, Processor, Registry, by_participant, decoded_chunk
+from tests.support.records import worker_record
 
 SPEC = Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml"
 ERASURE = "ns.erasure"
@@ -57,9 +56,8 @@ def run(events: list[dict[str, Any]], clock: float) -> dict[str, Any]:
     outcome = Outcome()
     for start in range(0, len(records), BATCH):
         fetch = [
-            fetched(tp, kafka_record(tp.topic, tp.partition, offset, key, value))
+            worker_record(topic, zlib.crc32(key) % 4, offset, key, value)
             for offset, (key, topic, value) in enumerate(records[start : start + BATCH], start)
-            for tp in [TopicPartition(topic, zlib.crc32(key) % 4)]
         ]
         groups = by_participant(fetch)
         chunk = decoded_chunk(groups, groups, ERASURE)

@@ -17,6 +17,7 @@ from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
 from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
 from streams.processor import Incoming, LiveStates, Outcome, ParticipantState, Processor, Registry
+from tests.support.records import decoded_record
 
 SPEC = """
 pilot: {key: lab, name: Lab, consent: required, segments: [district], key_action: buy}
@@ -69,8 +70,8 @@ def run(
 def incoming(ev: dict[str, Any], offset: int) -> Incoming:
     """Returns the record the worker reads for an event (or an erasure request: participant_id and at)."""
     if "type" not in ev:
-        return Incoming.decoded(encode_erasure(ev["participant_id"], ev["at"]), ERASURE_TOPIC, 0, offset, ERASURE_TOPIC)
-    return Incoming.decoded(orjson.dumps(ev), f"ns.{ev['type']}", 0, offset, ERASURE_TOPIC)
+        return decoded_record(encode_erasure(ev["participant_id"], ev["at"]), ERASURE_TOPIC, 0, offset, ERASURE_TOPIC)
+    return decoded_record(orjson.dumps(ev), f"ns.{ev['type']}", 0, offset, ERASURE_TOPIC)
 
 
 def store_view(proc: Processor) -> dict[tuple[str, str, str], tuple[float, ...]]:
@@ -275,8 +276,8 @@ def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:
     outcome = Outcome()
     bad = {**ev("usage", "p1", {"action": "buy"}, 0), "payload": {"action": "buy", "value": "x"}}
     recs = [
-        Incoming.decoded(b"not json", "ns.usage", 0, 0, ERASURE_TOPIC),
-        Incoming.decoded(orjson.dumps(bad), "ns.usage", 0, 1, ERASURE_TOPIC),
+        decoded_record(b"not json", "ns.usage", 0, 0, ERASURE_TOPIC),
+        decoded_record(orjson.dumps(bad), "ns.usage", 0, 1, ERASURE_TOPIC),
     ]
     proc.process(None, recs, outcome)
     letters = [orjson.loads(d) for d in outcome.dead_letters]

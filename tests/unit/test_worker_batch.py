@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-from faust.types import TP
 
 from experiments.registry import PilotSpec
 from experiments.settings import load_settings
@@ -19,15 +18,15 @@ from experiments.store import Store
 from streams.app import create_app
 from streams.delivery import BatchApp
 from streams.events import Topics, new_event
-from streams.processor import Incoming, ParticipantState, fetched
+from streams.processor import Incoming, ParticipantState
 from streams.sink import Sink
-from tests.support.records import kafka_record
+from tests.support.records import worker_record
 
 SPEC = (Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml").read_text()
 
 
 def record(topic: str, offset: int, event: dict[str, Any]) -> Incoming:
-    return fetched(TP(topic, 0), kafka_record(topic, 0, offset, event["participant_id"].encode(), orjson.dumps(event)))
+    return worker_record(topic, 0, offset, event["participant_id"].encode(), orjson.dumps(event))
 
 
 def worker_app(tmp_path: Path) -> tuple[BatchApp, PilotSpec]:

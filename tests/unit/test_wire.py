@@ -82,6 +82,19 @@ times = st.builds(
     st.sampled_from(["", ".", ".0", ".028", ".028499", ".0284999", ".9999995", ".9999999", ".123456789", ",5"]),
     st.sampled_from(["Z", "z", "", "+00:00", "-00:00", "+01:00", "+0100", "+01", "-23:59", "+24:00", "+1:00", "UTC"]),
 )
+
+
+def escaped(text: str, which: str) -> str:
+    """The time as a JSON string token whose characters in `which` are written as \\u escapes (as a
+    producer other than the ingest API may write them): the same string once decoded."""
+    return RAW + '"' + "".join(f"\\u{ord(c):04x}" if c in which else c for c in text) + '"'
+
+
+#: Times as JSON writes them, or with their dot or digits escaped.
+time_tokens = st.one_of(
+    times,
+    st.builds(escaped, times, st.sampled_from([".", "7", ".0123456789"])),
+)
 numbers = st.one_of(
     st.sampled_from([0, 1, -1, 3, 5, 10, 11, 0.5, 4.5, 2**63, 2**64, 10**30, True, False, None, "4", "true", "nan"]),
     st.sampled_from([RAW + t for t in ["1e999", "-1e999", "-0", "1E2", "3.0", "1.0e0", "0.1e1", "Infinity", "NaN"]]),
@@ -190,8 +203,8 @@ def records(draw: st.DrawFn) -> bytes:
         "type": st.sampled_from(["exposure", "usage", "feedback", "consent", "Usage", "click", 1]),
         "pilot_id": pilot_keys,
         "participant_id": st.one_of(texts, st.just("p" * 128), st.just("p" * 129)),
-        "occurred_at": st.one_of(times, numbers),
-        "received_at": st.one_of(times, st.none()),
+        "occurred_at": st.one_of(time_tokens, numbers),
+        "received_at": st.one_of(time_tokens, st.none()),
         "source": texts,
         "schema_version": st.sampled_from([1, 2, RAW + "1.0", "1", True, None]),
     }
@@ -210,6 +223,8 @@ def timed(field: str, text: str) -> bytes:
 @example(encode(new_event("exposure", "lab", "p-1", {"experiment": "exp", "variant": "a\n"})))
 @example(encode(new_event("feedback", "lab", "p-1", {"kind": "idea", "text": "x", "experiment": "e\n"})))
 @example(timed("occurred_at", "2026-11-17T02:15:45.9999999Z"))
+@example(timed("occurred_at", escaped("2026-11-17T02:15:45.1234567Z", ".")))
+@example(timed("received_at", escaped("2026-11-17T02:15:46.9999999Z", "9")))
 @example(timed("occurred_at", "2026-11-17T02:15:45"))
 @example(timed("received_at", "2026-11-17T02:15:46"))
 @example(encode(new_event("usage", "lab", "p-1", {"action": "ride", "value": RAW + "1e999"})))

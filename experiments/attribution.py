@@ -181,16 +181,33 @@ def ms_datetime(ms: int) -> datetime:
 
 
 FeedbackItem = tuple[int, str, float | None, float | None, str | None, str | None]
+_LOW_64 = 2**64 - 1
+
+
+def event_key(event_id: int) -> str:
+    """Returns what a log remembers an applied event by (`PilotLog.seen`), from its id's 128 bits: the
+    two halves xor-ed, as 16 hex digits. Not the first half alone: UUIDv7s made in one millisecond
+    (with a counter, as RFC 9562 and Python's `uuid.uuid7` make them) or UUIDv1s of one clock tick
+    share it."""
+    return "%016x" % ((event_id >> 64) ^ (event_id & _LOW_64))
+
+
+def first_half_key(event_id: int) -> str:
+    """Returns what logs written before `event_key` remembered an event by: its id's first 64 bits
+    (`PilotLog.seen_before`)."""
+    return "%016x" % (event_id >> 64)
 
 
 class PilotLog:
     """One participant's events in one pilot, kept small: times in ms, sorted, deduplicated.
 
     usage: (ms, action, value); feedback: (ms, kind, score, sus score, target idea, experiment);
-    seen: the first 16 hex digits of every applied event's id (a redelivered event is recognised by it).
+    seen: the `event_key` of every applied event (a redelivered event is recognised by it);
+    seen_before: the `first_half_key` of the events a log written before `event_key` had applied, read
+    and kept as they are (a redelivered one is still recognised), never added to.
     """
 
-    __slots__ = ("consent", "exposures", "feedback", "properties", "seen", "usage")
+    __slots__ = ("consent", "exposures", "feedback", "properties", "seen", "seen_before", "usage")
 
     def __init__(
         self,
@@ -200,6 +217,7 @@ class PilotLog:
         feedback: list[FeedbackItem] | None = None,
         properties: dict[str, tuple[int, str]] | None = None,
         seen: set[str] | None = None,
+        seen_before: set[str] | None = None,
     ) -> None:
         self.consent: list[tuple[int, bool]] = [] if consent is None else consent
         self.exposures: dict[str, list[tuple[int, str]]] = {} if exposures is None else exposures
@@ -207,6 +225,7 @@ class PilotLog:
         self.feedback: list[FeedbackItem] = [] if feedback is None else feedback
         self.properties: dict[str, tuple[int, str]] = {} if properties is None else properties
         self.seen: set[str] = set() if seen is None else seen
+        self.seen_before: set[str] = set() if seen_before is None else seen_before
 
     # --- changes ------------------------------------------------------------------------------
 
@@ -276,7 +295,9 @@ class PilotLog:
         if self.properties:
             doc["s"] = self.properties
         if self.seen:
-            doc["i"] = sorted(self.seen)
+            doc["k"] = sorted(self.seen)
+        if self.seen_before:
+            doc["i"] = sorted(self.seen_before)
         return doc
 
     @classmethod
@@ -287,7 +308,8 @@ class PilotLog:
             usage=list(map(tuple, doc.get("u", ()))),
             feedback=list(map(tuple, doc.get("f", ()))),
             properties={k: tuple(v) for k, v in doc.get("s", {}).items()},
-            seen=set(doc.get("i", ())),
+            seen=set(doc.get("k", ())),
+            seen_before=set(doc.get("i", ())),
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from experiments.attribution import ConsentTimeline, ExperimentRuntime, PilotLog, PilotRuntime, to_ms
+from experiments.attribution import (
+    ConsentTimeline,
+    ExperimentRuntime,
+    PilotLog,
+    PilotRuntime,
+    event_key,
+    first_half_key,
+    to_ms,
+)
 from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
 from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
@@ -156,6 +165,61 @@ def test_redelivery_changes_nothing_and_counts_duplicates() -> None:
     outcome = run(proc2, events, states=states)
     assert outcome.duplicates == 2 and outcome.applied == 0
     assert store_view(proc2) == before == store_view(proc)
+
+
+def uuid7(ms: int, counter: int, rand: int = 0x5EED) -> str:
+    """A UUIDv7 as RFC 9562 lays it out with a counter (and as Python 3.14's `uuid.uuid7` makes it): the
+    48-bit time in ms, the counter's high 12 bits, its low 30 bits, then 32 random bits. Ids made in the
+    same millisecond differ only past their first 64 bits while the counter's low bits do."""
+    value = ms << 80 | 0x7 << 76 | (counter >> 30) << 64 | 0b10 << 62 | (counter & (2**30 - 1)) << 32 | rand
+    return str(uuid.UUID(int=value))
+
+
+def test_events_whose_ids_share_their_first_64_bits_all_count() -> None:
+    """Ids are told apart by all their bits, not only the first 64 (which UUIDv7s of one millisecond,
+    or UUIDv1s of one clock tick, share)."""
+    at = NOW + timedelta(hours=1)
+    ids = [uuid7(to_ms(at), 1_000 + i) for i in range(3)]
+    assert len({i[:18] for i in ids}) == 1 and len(set(ids)) == 3
+    events = [
+        ev("consent", "p1", {"granted": True}, 0),
+        ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 0.5),
+        *({**ev("usage", "p1", {"action": "buy", "value": float(n + 1)}, 1), "event_id": ids[n]} for n in range(3)),
+    ]
+    proc = processor()
+    outcome = run(proc, events, batch=2)
+    assert outcome.applied == 5 and outcome.duplicates == 0
+    assert store_view(proc)[("spent", "a", "")][1] == 6.0
+    assert_matches_truth(proc, events)
+    # Redelivered, they are all recognised.
+    states: dict[str, Any] = {}
+    proc2 = processor()
+    run(proc2, events, states=states)
+    again = run(proc2, events, states=states)
+    assert again.duplicates == 5 and again.applied == 0
+
+
+def test_a_log_written_before_event_keys_still_recognises_its_events() -> None:
+    """A state stored by an earlier release remembers events by their ids' first 64 bits ("i"): their
+    redelivery changes nothing; new events are remembered by `event_key` ("k") beside them."""
+    events = [ev("consent", "p1", {"granted": True}, 0), ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 1)]
+    states: dict[str, Any] = {}
+    proc = processor()
+    run(proc, events, states=states)
+    log = states["p1"]["l"]["lab"]
+    # As the earlier release wrote it.
+    del log["k"]
+    log["i"] = sorted(first_half_key(uuid.UUID(e["event_id"]).int) for e in events)
+    before = store_view(proc)
+    again = run(proc, events, states=states)
+    assert again.duplicates == 2 and again.applied == 0
+    assert store_view(proc) == before
+    later = ev("usage", "p1", {"action": "buy", "value": 2.0}, 2)
+    assert run(proc, [later], states=states).applied == 1
+    log = states["p1"]["l"]["lab"]
+    assert log["i"] == sorted(first_half_key(uuid.UUID(e["event_id"]).int) for e in events)
+    assert log["k"] == [event_key(uuid.UUID(later["event_id"]).int)]
+    assert run(proc, [later, *events], states=states).duplicates == 3
 
 
 def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None:

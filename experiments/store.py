@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -434,12 +434,50 @@ class Store:
 
     # --- aggregates ---------------------------------------------------------------------------
 
-    def write_rows(self, rows: Mapping[type[m.Base], Sequence[Mapping[str, Any]]]) -> None:
-        """Upserts rows of several tables in one transaction."""
+    def write_rows(
+        self,
+        rows: Mapping[type[m.Base], Sequence[Mapping[str, Any]]],
+        *,
+        replacing: Collection[int] = (),
+        hour: datetime | None = None,
+    ) -> None:
+        """Upserts rows of several tables in one transaction. The figures of the partitions in
+        `replacing` are replaced: their current rows (statistics, adoption, retention, feedback) are
+        deleted first, and the experiments' history at `hour` records zeros for the statistics that
+        are deleted and not written again (the history keeps each partition's latest row)."""
         with self.session() as s:
+            if replacing:
+                rows = self._clear_partitions(s, sorted(replacing), rows, hour)
             for table, batch in rows.items():
                 if batch:
                     self._upsert(s, table, batch)
+
+    def _clear_partitions(
+        self,
+        s: Session,
+        partitions: list[int],
+        rows: Mapping[type[m.Base], Sequence[Mapping[str, Any]]],
+        hour: datetime | None,
+    ) -> dict[type[m.Base], Sequence[Mapping[str, Any]]]:
+        """Deletes the current figures of the partitions; returns the rows to write, with the history's
+        zeros at `hour` for the statistics that are gone."""
+        a = m.Aggregate
+        ids = ("experiment_key", "metric", "variant", "partition")
+        written = {tuple(r[c] for c in ids) for r in rows.get(m.AggregateHistory, ())}
+        held = s.execute(
+            select(a.experiment_key, a.metric, a.variant, a.partition).where(
+                a.partition.in_(partitions), a.segment == ""
+            )
+        )
+        gone = [dict(zip(ids, key, strict=True)) for key in map(tuple, held) if key not in written]
+        for table in (m.Aggregate, m.DailyAdoption, m.RetentionCohort, m.FeedbackStat):
+            s.execute(delete(table).where(table.partition.in_(partitions)))
+        if not gone:
+            return dict(rows)
+        assert hour is not None, "replacing statistics needs the hour of their history"
+        zeros = {"n": 0, "sum": 0.0, "sum_squares": 0.0, "x_sum": 0.0, "x_sum_squares": 0.0, "sum_products": 0.0}
+        history = [*rows.get(m.AggregateHistory, ()), *({**k, "hour": hour, **zeros} for k in gone)]
+        return {**rows, m.AggregateHistory: history}
 
     def _upsert(self, s: Session, table: type[m.Base], rows: Sequence[Mapping[str, Any]]) -> None:
         t = cast(Table, table.__table__)

@@ -254,6 +254,8 @@ class Aggregates:
     def __init__(self) -> None:
         self.sums: dict[int, dict[Key, list[float]]] = defaultdict(dict)
         self.dirty: dict[int, set[Key]] = defaultdict(set)
+        #: Partitions whose figures were all counted anew (`Processor.rebuild`) since `take_rebuilt`.
+        self.rebuilt: set[int] = set()
         self._pending: dict[tuple[int, str, tuple[str, ...]], dict[Key, list[Vector]]] = {}
 
     def change(self, partition: int, pilot_key: str, old: Contributions, new: Contributions) -> None:
@@ -314,6 +316,7 @@ class Aggregates:
         for p in partitions:
             self.sums.pop(p, None)
             self.dirty.pop(p, None)
+            self.rebuilt.discard(p)
 
     def take_dirty(self) -> dict[int, dict[Key, list[float]]]:
         """Returns the changed figures of each partition, and forgets that they changed."""
@@ -321,6 +324,13 @@ class Aggregates:
         out = {p: {k: list(self.sums[p][k]) for k in keys} for p, keys in self.dirty.items() if keys}
         self.dirty = defaultdict(set)
         return out
+
+    def take_rebuilt(self) -> set[int]:
+        """Returns the partitions whose figures were all counted anew since the last call, and forgets
+        them: the store's figures of such a partition are replaced by these (all marked changed), not
+        updated, since a figure no participant contributes to any more is not among them."""
+        rebuilt, self.rebuilt = self.rebuilt, set()
+        return rebuilt
 
     def everything(self) -> dict[int, dict[Key, list[float]]]:
         self.settle()
@@ -619,4 +629,5 @@ class Processor:
                     self.aggregates.add(state.partition, (pilot_key, *key), vec)
         for p in wanted:
             self.aggregates.dirty[p] = set(self.aggregates.sums[p])
+        self.aggregates.rebuilt |= wanted
         return count

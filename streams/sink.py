@@ -1,8 +1,12 @@
 """The sink: writes the figures that changed into the store, per partition, idempotently.
 
 Each row is keyed by its partition and carries the partition's full value (not an increment), so
-writing it twice, or after a restart, gives the same table. Database writes run in a thread so the
-event loop never waits on them; a failed write keeps its figures for the next flush.
+writing it twice, or after a restart, gives the same table. After the processor counted a partition's
+figures anew (a restart, a rebalance, a registry change), its rows are replaced rather than updated:
+a figure nobody contributes to any more (the days of a participant no longer counted under a new
+consent mode, the segments the pilot no longer breaks down by) leaves the store with it. Database
+writes run in a thread so the event loop never waits on them; a failed write keeps its figures for
+the next flush.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
         m.RetentionCohort: [],
         m.FeedbackStat: [],
     }
-    hour = at.replace(minute=0, second=0, microsecond=0)
+    hour = _hour(at)
     for key, v in figures.items():
         pilot, kind = key[0], key[1]
         if kind == "a":
@@ -116,13 +120,15 @@ class Sink:
     async def flush(self, processor: Any, owned: set[int]) -> None:
         """Writes what changed in the partitions this worker owns; keeps it on failure."""
         dirty: dict[int, dict[Key, list[float]]] = processor.aggregates.take_dirty()
+        # Taken with the figures, in the same turn of the loop: a rebuilt partition's are all of them.
+        replaced = processor.aggregates.take_rebuilt() & owned
         texts, self._texts = self._texts, []
         figures = {p: f for p, f in dirty.items() if p in owned}
-        if not figures and not texts:
+        if not figures and not texts and not replaced:
             return
         at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
-        self._writing = loop.run_in_executor(None, self._write, figures, texts, at)
+        self._writing = loop.run_in_executor(None, self._write, figures, texts, at, replaced)
         try:
             await self._writing
             self.flushes += 1
@@ -131,15 +137,25 @@ class Sink:
             log.exception("writing to the store failed; keeping the figures for the next flush")
             for p, f in figures.items():
                 processor.aggregates.dirty[p].update(f)
+            processor.aggregates.rebuilt |= replaced
             self._texts = texts + self._texts
         finally:
             self._writing = None
 
     def _write(
-        self, figures: Mapping[int, Mapping[Key, list[float]]], texts: list[dict[str, Any]], at: datetime
+        self,
+        figures: Mapping[int, Mapping[Key, list[float]]],
+        texts: list[dict[str, Any]],
+        at: datetime,
+        replaced: set[int],
     ) -> None:
         rows: Rows = {m.FeedbackText: texts}
         for partition, figs in figures.items():
             for table, batch in rows_for(partition, figs, at).items():
                 rows.setdefault(table, []).extend(batch)
-        self.store.write_rows(rows)
+        self.store.write_rows(rows, replacing=replaced, hour=_hour(at))
+
+
+def _hour(at: datetime) -> datetime:
+    """The hour of the experiments' history a figure written at `at` belongs to."""
+    return at.replace(minute=0, second=0, microsecond=0)

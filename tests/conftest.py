@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from experiments.settings import load_settings
+from experiments.store import Store
 from services.broker import LocalBroker
 from tests.support.ports import free_ports
 from tests.support.postgres import PostgresServer
@@ -57,6 +58,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'rhizome.db'}"
     server: PostgresServer = request.getfixturevalue("postgres_server")
     return server.create_database(f"t_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """Returns a store on a fresh database (SQLite and PostgreSQL in turn), migrated, closed after."""
+    s = Store(database_url)
+    s.migrate()
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -21,13 +21,6 @@ pytestmark = pytest.mark.postgres
 SPEC = (__import__("pathlib").Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml").read_text()
 
 
-@pytest.fixture
-def store(database_url: str) -> Store:
-    s = Store(database_url)
-    s.migrate()
-    return s
-
-
 def test_migrations_create_exactly_the_models(store: Store) -> None:
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), m.Base.metadata)

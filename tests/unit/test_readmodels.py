@@ -3,7 +3,6 @@ retention, reach, feedback and the portfolio's recommendations."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import astuple, replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -19,14 +18,6 @@ from tests.support.seed import ExperimentPlan, pilot_yaml, seed_pilot
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 TODAY = NOW.date()
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    s = Store(database_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def _history(experiment: str, metric: str, variant: str, partition: int, hour: datetime, n: int, total: float) -> dict:

@@ -440,17 +440,22 @@ class Store:
         *,
         replacing: Collection[int] = (),
         hour: datetime | None = None,
+        erasing: Sequence[tuple[str, datetime]] = (),
     ) -> None:
         """Upserts rows of several tables in one transaction. The figures of the partitions in
         `replacing` are replaced: their current rows (statistics, adoption, retention, feedback) are
         deleted first, and the experiments' history at `hour` records zeros for the statistics that
-        are deleted and not written again (the history keeps each partition's latest row)."""
+        are deleted and not written again (the history keeps each partition's latest row). Then the
+        texts of each (participant, time) of `erasing` written before that time are deleted."""
         with self.session() as s:
             if replacing:
                 rows = self._clear_partitions(s, sorted(replacing), rows, hour)
             for table, batch in rows.items():
                 if batch:
                     self._upsert(s, table, batch)
+            t = m.FeedbackText
+            for participant, until in erasing:
+                s.execute(delete(t).where(t.participant_id == participant, t.occurred_at < until))
 
     def _clear_partitions(
         self,

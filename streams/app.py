@@ -170,6 +170,7 @@ def create_app(settings: Settings) -> faust.App:
         # The memory store's own dict, read and written directly: the table's and the store's `get`
         # add three Python calls each.
         outcome, changed = processor.process_chunk(participants.data.data, chunk, live)  # type: ignore[attr-defined]
+        sink.forget(outcome.erasures)
         sink.keep_texts(outcome.texts)
         return outcome, changed
 

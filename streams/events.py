@@ -507,6 +507,24 @@ def encode_erasure(participant_id: str, requested_at: datetime) -> bytes:
     return orjson.dumps({"participant_id": participant_id, "requested_ms": int(requested_at.timestamp() * 1000)})
 
 
-def decode_erasure(data: bytes) -> int:
-    """Returns the time (ms since the epoch) of an erasure request: events up to it are forgotten."""
-    return int(orjson.loads(data)["requested_ms"])
+def decode_erasure(data: bytes) -> tuple[str, int]:
+    """Returns the participant of an erasure request and its time (ms since the epoch): their events up
+    to it are forgotten. Raises `InvalidEvent` naming the field ("$" for the whole record) when the
+    record is not one `encode_erasure` writes."""
+
+    def invalid(field: str, message: str) -> InvalidEvent:
+        return InvalidEvent([EventError(0, field, message)])
+
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise invalid("$", f"not JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise invalid("$", f"must be an object, not {type(doc).__name__}")
+    participant = doc.get("participant_id")
+    if not isinstance(participant, str) or not participant:
+        raise invalid("participant_id", f"must be a participant id, not {participant!r}")
+    ms = doc.get("requested_ms")
+    if type(ms) is not int:
+        raise invalid("requested_ms", f"must be an integer (ms since 1970), not {ms!r}")
+    return participant, ms

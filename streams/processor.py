@@ -165,6 +165,8 @@ class Outcome:
 
     dead_letters: list[bytes] = field(default_factory=list)
     texts: list[dict[str, Any]] = field(default_factory=list)
+    #: The erasure requests applied: (participant id, ms), their texts up to then to be deleted.
+    erasures: list[tuple[str, int]] = field(default_factory=list)
     applied: int = 0
     duplicates: int = 0
 
@@ -414,7 +416,14 @@ class Processor:
                 first = rec.error.errors[0]
                 outcome.dead_letters.append(self._dead(rec, f"invalid event: {rec.error}", first.field))
             elif event is None:
-                erasures.append(decode_erasure(rec.value))
+                try:
+                    erasure = decode_erasure(rec.value)
+                except InvalidEvent as exc:
+                    reason = f"invalid erasure request: {exc}"
+                    outcome.dead_letters.append(self._dead(rec, reason, exc.errors[0].field))
+                else:
+                    erasures.append(erasure[1])
+                    outcome.erasures.append(erasure)
             else:
                 valid.append((event.occurred_at.timestamp(), rec, event))
         # Events in event-time order, so consent comes before what it gates (ties keep their order).

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from experiments import models as m
-from experiments.attribution import Key, day_date
+from experiments.attribution import Key, day_date, ms_datetime
 from experiments.store import Store
 
 log = logging.getLogger("rhizome.sink")
@@ -102,6 +102,8 @@ class Sink:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._texts: list[dict[str, Any]] = []
+        #: Erasure requests applied since the last write: (participant, the first time not erased).
+        self._erasures: list[tuple[str, datetime]] = []
         self._writing: asyncio.Future[None] | None = None
         self.flushes = 0
         self.failures = 0
@@ -117,18 +119,28 @@ class Sink:
     def keep_texts(self, texts: Iterable[dict[str, Any]]) -> None:
         self._texts.extend(texts)
 
+    def forget(self, erasures: Iterable[tuple[str, int]]) -> None:
+        """Has the next write delete the texts of erased participants up to their requests' times (ms):
+        `rhizome erase` deleted those stored then, but the worker may have kept others since, read
+        before the request (in its buffer, or already written). The write deletes them after writing
+        the texts it carries, in the same transaction."""
+        for participant, ms in erasures:
+            # Erased are the events whose time, in whole ms, is at most the request's (`Processor`).
+            self._erasures.append((participant, ms_datetime(ms + 1)))
+
     async def flush(self, processor: Any, owned: set[int]) -> None:
         """Writes what changed in the partitions this worker owns; keeps it on failure."""
         dirty: dict[int, dict[Key, list[float]]] = processor.aggregates.take_dirty()
         # Taken with the figures, in the same turn of the loop: a rebuilt partition's are all of them.
         replaced = processor.aggregates.take_rebuilt() & owned
         texts, self._texts = self._texts, []
+        erasures, self._erasures = self._erasures, []
         figures = {p: f for p, f in dirty.items() if p in owned}
-        if not figures and not texts and not replaced:
+        if not figures and not texts and not replaced and not erasures:
             return
         at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
-        self._writing = loop.run_in_executor(None, self._write, figures, texts, at, replaced)
+        self._writing = loop.run_in_executor(None, self._write, figures, texts, at, replaced, erasures)
         try:
             await self._writing
             self.flushes += 1
@@ -139,6 +151,7 @@ class Sink:
                 processor.aggregates.dirty[p].update(f)
             processor.aggregates.rebuilt |= replaced
             self._texts = texts + self._texts
+            self._erasures = erasures + self._erasures
         finally:
             self._writing = None
 
@@ -148,12 +161,13 @@ class Sink:
         texts: list[dict[str, Any]],
         at: datetime,
         replaced: set[int],
+        erasures: list[tuple[str, datetime]],
     ) -> None:
         rows: Rows = {m.FeedbackText: texts}
         for partition, figs in figures.items():
             for table, batch in rows_for(partition, figs, at).items():
                 rows.setdefault(table, []).extend(batch)
-        self.store.write_rows(rows, replacing=replaced, hour=_hour(at))
+        self.store.write_rows(rows, replacing=replaced, hour=_hour(at), erasing=erasures)
 
 
 def _hour(at: datetime) -> datetime:

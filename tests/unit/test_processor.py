@@ -380,6 +380,41 @@ def test_erasure_gives_the_aggregates_computed_without_the_participant() -> None
     assert_matches_truth(proc, without)
 
 
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (b"not json", "$"),
+        (b"[1]", "$"),
+        (b'{"requested_ms": 5}', "participant_id"),
+        (b'{"participant_id": "", "requested_ms": 5}', "participant_id"),
+        (b'{"participant_id": "p1"}', "requested_ms"),
+        (b'{"participant_id": "p1", "requested_ms": "5"}', "requested_ms"),
+        (b'{"participant_id": "p1", "requested_ms": true}', "requested_ms"),
+    ],
+)
+def test_a_malformed_erasure_request_goes_to_the_dead_letters(value: bytes, field: str) -> None:
+    """Only the CLI writes erasure requests, but a record written there by hand must not stop the worker
+    (it would fail on it again after every restart): it goes to the dead letters, saying why."""
+    proc = processor()
+    outcome = Outcome()
+    records = [
+        decoded_record(value, ERASURE_TOPIC, 0, 0, ERASURE_TOPIC),
+        incoming(ev("consent", "p1", {"granted": True}, 0), 1),
+    ]
+    state = proc.process(None, records, outcome)
+    assert state is not None and outcome.applied == 1 and outcome.erasures == []
+    (letter,) = [orjson.loads(d) for d in outcome.dead_letters]
+    assert letter["field"] == field and letter["reason"].startswith(f"invalid erasure request: {field}: ")
+    assert letter["offset"] == 0 and letter["topic"] == ERASURE_TOPIC
+
+
+def test_an_erasure_is_reported_with_its_participant_and_time() -> None:
+    at = NOW + timedelta(days=2)
+    outcome = Outcome()
+    processor().process(None, [incoming({"participant_id": "p1", "at": at}, 0)], outcome)
+    assert outcome.erasures == [("p1", to_ms(at))] and outcome.dead_letters == []
+
+
 def test_an_erasure_and_later_events_in_one_batch_count_only_the_later_events() -> None:
     proc, events, states, victim = counted_participants(4)
     erased_at = NOW + timedelta(days=20)

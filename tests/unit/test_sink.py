@@ -1,27 +1,28 @@
-"""The sink on SQLite and PostgreSQL: after the processor rebuilds a partition's figures (a registry
-change, a rebalance, a restart), the store holds exactly them, not the figures that no longer exist
-beside them."""
+"""The sink on SQLite and PostgreSQL, fed by the processor as the worker feeds it: after a partition's
+figures are counted anew (a registry change, a rebalance, a restart), the store holds exactly them;
+after an erasure request, none of the participant's texts from before it."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import orjson
 import pytest
 
 from experiments import models as m
 from experiments import readmodels as rm
+from experiments.attribution import to_ms
 from experiments.registry import PilotSpec
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
-from streams.events import new_event
+from streams.events import encode_erasure, new_event
 from streams.processor import Outcome, ParticipantState, Processor, Registry
 from streams.sink import Sink
 from tests.support.records import decoded_record
 
-SPEC = """
+SPEC = parse_pilot_spec("""
 pilot: {key: lab, name: Lab, consent: collected_by_service, segments: [district], key_action: buy}
 experiments:
   - key: exp
@@ -29,120 +30,163 @@ experiments:
     metrics:
       - {key: bought, type: proportion, action: buy, window_days: 2}
     primary: bought
-"""
+""")
 DAY = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+ERASURE_TOPIC = "ns.erasure"
+#: A Kafka record as the tests write it: (participant, topic, value).
+Record = tuple[str, str, bytes]
 
 
-def pilot_of(store: Store, spec: PilotSpec) -> PilotSpec:
-    store.apply_pilot(spec, force=True)
-    return spec
+def event(kind: str, pid: str, payload: dict[str, object], days: float) -> Record:
+    at = DAY + timedelta(days=days)
+    return pid, f"ns.{kind}", orjson.dumps(new_event(kind, "lab", pid, payload, occurred_at=at))  # type: ignore[arg-type]
 
 
-def ev(kind: str, pid: str, payload: dict[str, object], days: float) -> bytes:
-    return orjson.dumps(new_event(kind, "lab", pid, payload, occurred_at=DAY + timedelta(days=days)))  # type: ignore[arg-type]
+def erasure(pid: str, at: datetime) -> Record:
+    return pid, ERASURE_TOPIC, encode_erasure(pid, at)
 
 
-def apply(proc: Processor, states: dict[str, ParticipantState], events: list[tuple[str, bytes]]) -> None:
-    """Applies each participant's events (all in partition 0), keeping their states."""
-    for pid in dict.fromkeys(p for p, _ in events):
-        recs = [decoded_record(v, f"ns.{i}", 0, i, "ns.erasure") for i, (p, v) in enumerate(events) if p == pid]
-        new = proc.process(states.get(pid), recs, Outcome())
-        if new is not None:
-            states[pid] = ParticipantState.from_bytes(new.to_bytes())
-    proc.end_batch()
+class Worker:
+    """The processor and the sink of a worker owning partition 0, driven as its batch handler and its
+    flush timer drive them (streams/app.py)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.proc = Processor(Registry.of(store.pilot_runtimes()), grace_ms=30 * 86_400_000)
+        self.sink = Sink(store)
+        self.states: dict[str, ParticipantState] = {}
+
+    def batch(self, records: list[Record]) -> Outcome:
+        outcome = Outcome()
+        for pid in dict.fromkeys(p for p, _, _ in records):
+            mine = [decoded_record(v, t, 0, i, ERASURE_TOPIC) for i, (p, t, v) in enumerate(records) if p == pid]
+            new = self.proc.process(self.states.get(pid), mine, outcome)
+            if new is not None:
+                self.states[pid] = ParticipantState.from_bytes(new.to_bytes())
+        self.proc.end_batch()
+        self.sink.forget(outcome.erasures)
+        self.sink.keep_texts(outcome.texts)
+        return outcome
+
+    def flush(self) -> None:
+        asyncio.run(self.sink.flush(self.proc, {0}))
+
+    def registry_changed(self, pilot: PilotSpec) -> None:
+        self.store.apply_pilot(pilot, force=True)
+        self.proc.registry = Registry.of(self.store.pilot_runtimes())
+        self.proc.rebuild(self.states.items(), [0])
 
 
-def flush(sink: Sink, proc: Processor) -> None:
-    asyncio.run(sink.flush(proc, {0}))
-
-
-def adoption_rows(store: Store) -> dict[tuple[str, str], tuple[int, int]]:
-    """{(day, segment): (active, new)} of every row the store holds, summed over partitions."""
-    out: dict[tuple[str, str], tuple[int, int]] = {}
+def adoption_rows(store: Store) -> dict[tuple[date, str], tuple[int, int]]:
+    """{(day, segment): (active, new)} of the rows the store holds that count anyone."""
     with store.session() as s:
-        for row in s.query(m.DailyAdoption).all():
-            key = (row.day.isoformat(), row.segment)
-            active, new = out.get(key, (0, 0))
-            out[key] = (active + row.active, new + row.new)
-    return out
-
-
-@pytest.mark.parametrize("change", ["consent", "segments"])
-def test_after_a_rebuild_the_store_holds_only_the_figures_that_still_exist(store: Store, change: str) -> None:
-    spec = pilot_of(store, parse_pilot_spec(SPEC))
-    proc = Processor(Registry.of(store.pilot_runtimes()), grace_ms=30 * 86_400_000)
-    sink = Sink(store)
-    states: dict[str, ParticipantState] = {}
-    events = [
-        # p1 never gave consent: counted only while the pilot's service collects it.
-        ("p1", ev("usage", "p1", {"action": "buy", "properties": {"district": "north"}}, 0)),
-        ("p1", ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, 0)),
-        ("p2", ev("consent", "p2", {"granted": True}, 0)),
-        ("p2", ev("usage", "p2", {"action": "ride", "properties": {"district": "south"}}, 1)),
-    ]
-    apply(proc, states, events)
-    flush(sink, proc)
-    day0, day1 = DAY.date().isoformat(), (DAY + timedelta(days=1)).date().isoformat()
-    assert adoption_rows(store)[(day0, "")] == (1, 1)
-    assert rm.adoption_segments(store, "lab") == ("district:north", "district:south")
-
-    changed = replace(spec, consent="required") if change == "consent" else replace(spec, segments=("channel",))
-    pilot_of(store, changed)
-    proc.registry = Registry.of(store.pilot_runtimes())
-    proc.rebuild(((pid, s) for pid, s in states.items()), [0])
-    flush(sink, proc)
-
-    rows = {k: v for k, v in adoption_rows(store).items() if v != (0, 0)}
-    if change == "consent":
-        # p1's day is no longer anyone's: no participant is counted active on it.
-        assert rows == {(day1, ""): (1, 1), (day1, "district:south"): (1, 1)}
-        assert rm.adoption_segments(store, "lab") == ("district:south",)
-    else:
-        assert rows == {(day0, ""): (1, 1), (day1, ""): (1, 1)}
-        assert rm.adoption_segments(store, "lab") == ()
-    # The experiment's figures and the retention cohorts are rewritten the same way: what the store
-    # holds equals what the processor holds.
-    assert proc.aggregates.everything() == {0: held(store)}
-    # The experiment's history ends on the current figures: under `required` consent p1's exposure
-    # no longer counts, and variant a's statistics end at zero.
-    last = {
-        (metric, variant): stat.n
-        for metric, by_variant in rm.history_series(store, "exp")[-1][1].items()
-        for variant, stat in by_variant.items()
-    }
-    assert last == (
-        {("$units", "a"): 0, ("bought", "a"): 0} if change == "consent" else {("$units", "a"): 1, ("bought", "a"): 1}
-    )
+        rows = {(d.day, d.segment): (d.active, d.new) for d in s.query(m.DailyAdoption).all()}
+    return {k: v for k, v in rows.items() if v != (0, 0)}
 
 
 def held(store: Store) -> dict[tuple[object, ...], list[float]]:
     """The figures the store holds for partition 0, as the processor keys them."""
+    epoch = date(1970, 1, 1)
     out: dict[tuple[object, ...], list[float]] = {}
     with store.session() as s:
         for a in s.query(m.Aggregate).all():
             vec = [float(a.n), a.sum, a.sum_squares, a.x_sum, a.x_sum_squares, a.sum_products]
             out["lab", "a", a.experiment_key, a.metric, a.variant, a.segment] = vec
         for d in s.query(m.DailyAdoption).all():
-            day = (d.day - datetime(1970, 1, 1).date()).days
-            out["lab", "d", day, d.segment] = [float(d.active), float(d.new), float(d.activated)]
+            out["lab", "d", (d.day - epoch).days, d.segment] = [float(d.active), float(d.new), float(d.activated)]
         for r in s.query(m.RetentionCohort).all():
-            cohort = (r.cohort_week - datetime(1970, 1, 1).date()).days
-            out["lab", "r", cohort, r.week_index, r.segment] = [float(r.participants)]
+            out["lab", "r", (r.cohort_week - epoch).days, r.week_index, r.segment] = [float(r.participants)]
+        for f in s.query(m.FeedbackStat).all():
+            out["lab", "f", f.experiment_key, f.variant, f.kind, f.bucket] = [float(f.n), f.sum, f.sum_squares]
     return out
 
 
-def test_a_failed_write_of_a_rebuilt_partition_is_replaced_at_the_next_flush(
+def texts_of(store: Store) -> list[tuple[str, str]]:
+    with store.session() as s:
+        return sorted((t.participant_id, t.text) for t in s.query(m.FeedbackText).all())
+
+
+@pytest.mark.parametrize("change", ["consent", "segments"])
+def test_after_a_rebuild_the_store_holds_only_the_figures_that_still_exist(store: Store, change: str) -> None:
+    store.apply_pilot(SPEC)
+    worker = Worker(store)
+    worker.batch(
+        [
+            # p1 never gave consent: counted only while the pilot's service collects it.
+            event("usage", "p1", {"action": "buy", "properties": {"district": "north"}}, 0),
+            event("exposure", "p1", {"experiment": "exp", "variant": "a"}, 0),
+            event("consent", "p2", {"granted": True}, 0),
+            event("usage", "p2", {"action": "ride", "properties": {"district": "south"}}, 1),
+        ]
+    )
+    worker.flush()
+    day0, day1 = DAY.date(), (DAY + timedelta(days=1)).date()
+    assert adoption_rows(store)[(day0, "")] == (1, 1)
+    assert rm.adoption_segments(store, "lab") == ("district:north", "district:south")
+
+    worker.registry_changed(replace(SPEC, consent="required") if change == "consent" else replace(SPEC, segments=()))
+    worker.flush()
+
+    if change == "consent":
+        # p1's day is no longer anyone's: no participant is counted active on it.
+        assert adoption_rows(store) == {(day1, ""): (1, 1), (day1, "district:south"): (1, 1)}
+        assert rm.adoption_segments(store, "lab") == ("district:south",)
+    else:
+        assert adoption_rows(store) == {(day0, ""): (1, 1), (day1, ""): (1, 1)}
+        assert rm.adoption_segments(store, "lab") == ()
+    # The experiment's figures, the retention cohorts and the feedback are rewritten the same way.
+    assert worker.proc.aggregates.everything() == {0: held(store)}
+    # The experiment's history ends on the current figures: under `required` consent p1's exposure
+    # no longer counts, and variant a's statistics end at zero.
+    (_, last), *_ = reversed(rm.history_series(store, "exp"))
+    units = 0 if change == "consent" else 1
+    assert {(k, v): s.n for k, by_v in last.items() for v, s in by_v.items()} == {
+        ("$units", "a"): units,
+        ("bought", "a"): units,
+    }
+
+
+def test_an_erasure_deletes_the_texts_the_worker_writes_after_the_request(store: Store) -> None:
+    """`rhizome erase` deletes the participant's stored texts, then the worker reads the request: a text
+    it keeps in between (in its buffer, or read from Kafka before the request) is deleted with the
+    request, and a text of after the request's time stays."""
+    store.apply_pilot(replace(SPEC, consent="required"))
+    worker = Worker(store)
+
+    def comment(pid: str, text: str, days: float) -> Record:
+        return event("feedback", pid, {"kind": "comment", "text": text}, days)
+
+    consent = [event("consent", p, {"granted": True}, 0) for p in ("p1", "p2")]
+    worker.batch([*consent, comment("p1", "stored", 0.1), comment("p2", "other", 0.1)])
+    worker.flush()
+    worker.batch([comment("p1", "buffered", 0.2)])
+    requested = DAY + timedelta(days=0.5)
+    assert store.erase_participant("p1", requested_by="test") == 1
+    # Read from Kafka after the CLI deleted the stored texts, before the request reaches the worker.
+    worker.batch([comment("p1", "late", 0.3), comment("p1", "at the request's time", 0.5)])
+    worker.flush()
+    # The request; then the participant consents again, and comments.
+    outcome = worker.batch([erasure("p1", requested), event("consent", "p1", {"granted": True}, 0.55)])
+    worker.batch([comment("p1", "after", 0.6)])
+    assert outcome.erasures == [("p1", to_ms(requested))]
+    worker.flush()
+    assert texts_of(store) == [("p1", "after"), ("p2", "other")]
+
+
+def test_a_failed_write_keeps_the_rebuilt_partitions_and_the_erasures_for_the_next(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = pilot_of(store, parse_pilot_spec(SPEC))
-    proc = Processor(Registry.of(store.pilot_runtimes()), grace_ms=30 * 86_400_000)
-    sink = Sink(store)
-    states: dict[str, ParticipantState] = {}
-    apply(proc, states, [("p1", ev("usage", "p1", {"action": "buy", "properties": {"district": "north"}}, 0))])
-    flush(sink, proc)
-    pilot_of(store, replace(spec, segments=()))
-    proc.registry = Registry.of(store.pilot_runtimes())
-    proc.rebuild(((pid, s) for pid, s in states.items()), [0])
+    store.apply_pilot(SPEC)
+    worker = Worker(store)
+    worker.batch(
+        [
+            event("usage", "p1", {"action": "buy", "properties": {"district": "north"}}, 0),
+            event("feedback", "p1", {"kind": "idea", "text": "More bikes"}, 0),
+        ]
+    )
+    worker.flush()
+    worker.registry_changed(replace(SPEC, segments=()))
+    worker.batch([erasure("p1", DAY + timedelta(days=1))])
     write = store.write_rows
 
     def fail_once(*args: object, **kwargs: object) -> None:
@@ -150,8 +194,9 @@ def test_a_failed_write_of_a_rebuilt_partition_is_replaced_at_the_next_flush(
         raise OSError("the database went away")
 
     monkeypatch.setattr(store, "write_rows", fail_once)
-    flush(sink, proc)
-    assert sink.failures == 1 and rm.adoption_segments(store, "lab") == ("district:north",)
-    flush(sink, proc)
-    assert rm.adoption_segments(store, "lab") == ()
-    assert proc.aggregates.everything() == {0: held(store)}
+    worker.flush()
+    assert worker.sink.failures == 1
+    assert rm.adoption_segments(store, "lab") == ("district:north",) and texts_of(store) == [("p1", "More bikes")]
+    worker.flush()
+    assert rm.adoption_segments(store, "lab") == () and texts_of(store) == []
+    assert worker.proc.aggregates.everything() == {0: held(store)}

@@ -11,13 +11,14 @@ from typing import Any
 import orjson
 import pytest
 
+from experiments.attribution import to_ms
 from experiments.registry import PilotSpec
 from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
 from streams.app import create_app
 from streams.delivery import BatchApp
-from streams.events import Topics, new_event
+from streams.events import Topics, encode_erasure, new_event
 from streams.processor import Incoming, ParticipantState
 from streams.sink import Sink
 from tests.support.records import worker_record
@@ -54,11 +55,15 @@ def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
         new_event("consent", pilot.key, "citizen-1", {"granted": True, "scope": "usage"}, occurred_at=at),
         new_event("feedback", pilot.key, "citizen-1", {"kind": "comment", "text": "More bikes"}, occurred_at=at),
     ]
-    batch = [record(topics.consent, 0, events[0]), record(topics.feedback, 0, events[1])]
+    erased_at = at - timedelta(hours=1)
+    erasure = worker_record(topics.erasure, 0, 0, b"citizen-2", encode_erasure("citizen-2", erased_at))
+    batch = [record(topics.consent, 0, events[0]), record(topics.feedback, 0, events[1]), erasure]
     kafka_answers = asyncio.Event()
     sent: list[bytes] = []
     texts: list[str] = []
+    erased: list[tuple[str, int]] = []
     monkeypatch.setattr(Sink, "keep_texts", lambda _self, kept: texts.extend(t["text"] for t in kept))
+    monkeypatch.setattr(Sink, "forget", lambda _self, requests: erased.extend(requests))
 
     async def send_records(topic: str, records: list[tuple[bytes, int, bytes]]) -> None:
         sent.extend(key for key, _, _ in records)
@@ -74,9 +79,11 @@ def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
         state = ParticipantState.from_bytes(table.data[b"citizen-1"])
         assert len(state.logs[pilot.key].seen) == 2
         assert texts == ["More bikes"]
+        # The erasure's texts are forgotten in the same turn (the sink deletes them at its next write).
+        assert erased == [("citizen-2", to_ms(erased_at))]
         kafka_answers.set()
         await handling
-        assert sent == [b"citizen-1"]
+        assert sent == [b"citizen-1", b"citizen-2"]
 
     asyncio.run(scenario())
 

@@ -41,9 +41,21 @@ FUTURE_SKEW_MS = 10 * 60 * 1000
 _TIME = itemgetter(0)
 
 
+#: The first time UTC can hold. The contract takes times before it (the year 1 with a positive
+#: offset), which the processor refuses: their day, a day of the year 0, could be written nowhere.
+FIRST_UTC = datetime(1, 1, 1, tzinfo=UTC)
+#: The same as a POSIX time, whose float is only precise to some microseconds there: the times within a
+#: second of it are compared as datetimes.
+_NEAR_FIRST_UTC = FIRST_UTC.timestamp() + 1
+
+
 def _utc_text(t: datetime) -> str:
-    """An event's time in UTC (events keep the offset they were sent with), as ISO 8601."""
-    return t.astimezone(UTC).isoformat()
+    """An event's time in UTC (events keep the offset they were sent with), as ISO 8601; as sent when
+    UTC cannot hold it (the year 10000, from a time of 9999 with a negative offset)."""
+    try:
+        return t.astimezone(UTC).isoformat()
+    except OverflowError:
+        return t.isoformat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,7 +437,12 @@ class Processor:
                     erasures.append(erasure[1])
                     outcome.erasures.append(erasure)
             else:
-                valid.append((event.occurred_at.timestamp(), rec, event))
+                seconds = event.occurred_at.timestamp()
+                if seconds > _NEAR_FIRST_UTC or event.occurred_at >= FIRST_UTC:
+                    valid.append((seconds, rec, event))
+                else:
+                    reason = f"occurred_at {event.occurred_at.isoformat()} is before 0001-01-01T00:00:00Z"
+                    outcome.dead_letters.append(self._dead(rec, reason, "occurred_at"))
         # Events in event-time order, so consent comes before what it gates (ties keep their order).
         valid.sort(key=_TIME)
         changed_pilots: dict[str, Contributions] = {}

@@ -26,6 +26,7 @@ from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
 from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
 from streams.processor import Incoming, LiveStates, Outcome, ParticipantState, Processor, Registry
+from streams.sink import rows_for
 from tests.support.records import decoded_record
 
 SPEC = """
@@ -220,6 +221,43 @@ def test_a_log_written_before_event_keys_still_recognises_its_events() -> None:
     assert log["i"] == sorted(first_half_key(uuid.UUID(e["event_id"]).int) for e in events)
     assert log["k"] == [event_key(uuid.UUID(later["event_id"]).int)]
     assert run(proc, [later, *events], states=states).duplicates == 3
+
+
+@pytest.mark.parametrize("watermark", [False, True], ids=["first-batch", "after-a-batch"])
+@pytest.mark.parametrize(
+    ("at", "reason"),
+    [
+        ("0001-01-01T00:00:00+01:00", "occurred_at 0001-01-01T00:00:00+01:00 is before 0001-01-01T00:00:00Z"),
+        ("0001-01-01T00:59:59.999999+01:00", "occurred_at 0001-01-01T00:59:59.999999+01:00 is before 0001-01-01"),
+        ("9999-12-31T23:59:59-01:00", "occurred_at 9999-12-31T23:59:59-01:00 is in the future"),
+        ("9999-12-31T23:59:59.999999Z", "occurred_at 9999-12-31T23:59:59.999999+00:00 is in the future"),
+        ("0001-01-01T00:00:00Z", None),
+    ],
+)
+def test_times_at_the_ends_of_the_calendar_are_refused_or_counted_never_raised(
+    at: str, reason: str | None, watermark: bool
+) -> None:
+    """The contract takes any time with an offset; some are not times UTC can hold (the year 0 or
+    10000 once converted). Such an event goes to the dead letters: raised, it would stop the worker at
+    the same record after every restart, and counted, its day would stop every write of the sink."""
+    proc = processor(grace_days=1_000_000)
+    if watermark:
+        run(proc, [ev("consent", "p0", {"granted": True}, 0)])
+    dated = [
+        {**ev("consent", "p1", {"granted": True}, 0), "occurred_at": at},
+        {**ev("usage", "p1", {"action": "buy"}, 0), "occurred_at": at},
+        {**ev("feedback", "p1", {"kind": "comment", "text": "Old"}, 0), "occurred_at": at},
+    ]
+    outcome = run(proc, dated)
+    reasons = [orjson.loads(d)["reason"] for d in outcome.dead_letters]
+    if reason is None:
+        assert outcome.applied == 3 and reasons == [] and outcome.texts[0]["occurred_at"].year == 1
+    else:
+        assert outcome.applied == 0 and len(reasons) == 3
+        assert all(r.startswith(reason) for r in reasons), reasons
+    # Whatever was counted, the sink can write it.
+    for partition, figures in proc.aggregates.everything().items():
+        rows_for(partition, figures, NOW)
 
 
 def test_unknown_experiment_variant_and_late_events_go_to_dead_letters() -> None:

@@ -56,6 +56,8 @@ CHUNK_PARTICIPANTS = 2_000
 #: 6.5 KB each (measured on the benchmark's pilot, 540 bytes stored), so at most about 130 MB.
 LIVE_STATES = 20_000
 FLUSH_EVERY = 1.0
+#: Seconds between two tries to store a batch's texts, which the batch waits for (`Sink.store_texts`).
+TEXT_RETRY = 1.0
 #: Seconds between two passes of the cycle collector (see `_started`).
 COLLECT_EVERY = 30.0
 REGISTRY_EVERY = 2.0
@@ -198,6 +200,8 @@ def create_app(settings: Settings) -> faust.App:
             for value in outcome.dead_letters:
                 await dead_letters.send(key=None, value=value)
         processor.end_batch()
+        # Its citizens' texts (and erasures' deletions) are stored before the batch is acknowledged.
+        await sink.store_texts(processor, active_partitions(), TEXT_RETRY)
 
     app.deliver_batches(source, process_batch, fetched)
 

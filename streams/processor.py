@@ -511,6 +511,10 @@ class Processor:
             seen_as in log.seen or (log.seen_before and first_half_key(event_id) in log.seen_before)
         ):
             outcome.duplicates += 1
+            if isinstance(event, Feedback) and event.payload.kind in ("comment", "idea") and event.payload.text:
+                # Its text again: read again after a stop, it may never have been stored (texts live
+                # in no state, and the store keys them by event id).
+                self._keep_text(log, pilot, event, ms, outcome)
             return False
         kind = event.type
         # Dated after `horizon`, or more than the grace before the newest event of its type read from

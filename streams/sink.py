@@ -105,6 +105,8 @@ class Sink:
         #: Erasure requests applied since the last write: (participant, the first time not erased).
         self._erasures: list[tuple[str, datetime]] = []
         self._writing: asyncio.Future[None] | None = None
+        #: Held by each flush: one write at a time, and none in flight while it is held.
+        self._lock = asyncio.Lock()
         self.flushes = 0
         self.failures = 0
 
@@ -115,6 +117,8 @@ class Sink:
         if writing is not None:
             with contextlib.suppress(Exception):
                 await writing
+            if self._writing is writing:
+                self._writing = None
 
     def keep_texts(self, texts: Iterable[dict[str, Any]]) -> None:
         self._texts.extend(texts)
@@ -130,6 +134,24 @@ class Sink:
 
     async def flush(self, processor: Any, owned: set[int]) -> None:
         """Writes what changed in the partitions this worker owns; keeps it on failure."""
+        async with self._lock:
+            await self._flush(processor, owned)
+
+    async def store_texts(self, processor: Any, owned: set[int], retry: float) -> None:
+        """Returns once every text and erasure kept so far is stored (with whatever else changed),
+        trying again every `retry` seconds. A batch is acknowledged only then: texts are kept nowhere
+        else, and an acknowledged batch is never read again."""
+        while True:
+            async with self._lock:
+                # Under the lock no write is in flight: what is kept here is all that is not stored.
+                if not self._texts and not self._erasures:
+                    return
+                if await self._flush(processor, owned):
+                    return
+            await asyncio.sleep(retry)
+
+    async def _flush(self, processor: Any, owned: set[int]) -> bool:
+        """Writes what changed; returns False when the write failed (what it carried is kept)."""
         dirty: dict[int, dict[Key, list[float]]] = processor.aggregates.take_dirty()
         # Taken with the figures, in the same turn of the loop: a rebuilt partition's are all of them.
         replaced = processor.aggregates.take_rebuilt() & owned
@@ -137,23 +159,32 @@ class Sink:
         erasures, self._erasures = self._erasures, []
         figures = {p: f for p, f in dirty.items() if p in owned}
         if not figures and not texts and not replaced and not erasures:
-            return
+            return True
         at = datetime.now(UTC)
         loop = asyncio.get_running_loop()
-        self._writing = loop.run_in_executor(None, self._write, figures, texts, at, replaced, erasures)
+        writing = self._writing = loop.run_in_executor(None, self._write, figures, texts, at, replaced, erasures)
         try:
-            await self._writing
+            # Shielded: cancelling the flush must not mark the write done while its thread goes on.
+            await asyncio.shield(writing)
             self.flushes += 1
-        except Exception:
-            self.failures += 1
-            log.exception("writing to the store failed; keeping the figures for the next flush")
+            return True
+        except (Exception, asyncio.CancelledError) as exc:
+            # Failed, or cancelled while the write goes on in its thread (and may fail): kept, to be
+            # written again (rows are keyed, so a second write of the same changes nothing).
             for p, f in figures.items():
                 processor.aggregates.dirty[p].update(f)
             processor.aggregates.rebuilt |= replaced
             self._texts = texts + self._texts
             self._erasures = erasures + self._erasures
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.failures += 1
+            log.exception("writing to the store failed; keeping the figures for the next flush")
+            return False
         finally:
-            self._writing = None
+            # A cancelled flush leaves its write in flight: `settle` still waits for it.
+            if writing.done():
+                self._writing = None
 
     def _write(
         self,

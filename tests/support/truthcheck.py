@@ -45,6 +45,18 @@ def differences(store: Store, pilot: PilotSpec, truth: Truth, limit: int = 8) ->
             .where(m.FeedbackStat.pilot_key == pilot.key, m.FeedbackStat.kind != "vote")
             .group_by(m.FeedbackStat.experiment_key, m.FeedbackStat.variant, m.FeedbackStat.kind, m.FeedbackStat.bucket)
         ).all()  # fmt: skip
+        # Every comment and idea counted is also stored as a text for the console.
+        texts = dict(
+            conn.execute(
+                select(m.FeedbackText.kind, func.count())
+                .where(m.FeedbackText.pilot_key == pilot.key)
+                .group_by(m.FeedbackText.kind)
+            ).all()
+        )
+    for kind in ("comment", "idea"):
+        counted = int(truth.feedback.get(("", "", kind, "count"), (0.0, 0.0))[0])
+        if texts.get(kind, 0) != counted:
+            out.append(f"{kind} texts: store {texts.get(kind, 0)} != truth {counted}")
     if active != dict(truth.active):
         out.append(
             f"daily active: store {sorted(active.items())[:5]}... != truth {sorted(truth.active.items())[:5]}..."

@@ -176,6 +176,25 @@ def uuid7(ms: int, counter: int, rand: int = 0x5EED) -> str:
     return str(uuid.UUID(int=value))
 
 
+def test_a_redelivered_comment_gives_its_text_again() -> None:
+    """A worker can stop after a batch's states reached the changelog and before its texts were stored
+    (texts live in no state); the records are then read again, as duplicates. Their texts are kept
+    again (the store keys them by event id), or they would be lost."""
+    events = [
+        ev("consent", "p1", {"granted": True}, 0),
+        ev("feedback", "p1", {"kind": "idea", "text": "Bike lanes"}, 1),
+        ev("feedback", "p1", {"kind": "rating", "score": 4}, 1),
+    ]
+    states: dict[str, Any] = {}
+    proc = processor()
+    first = run(proc, events, states=states)
+    before = store_view(proc)
+    again = run(proc, events, states=states)
+    assert again.duplicates == 3 and again.applied == 0 and store_view(proc) == before
+    assert [t["text"] for t in first.texts] == [t["text"] for t in again.texts] == ["Bike lanes"]
+    assert again.texts[0]["event_id"] == events[1]["event_id"]
+
+
 def test_events_whose_ids_share_their_first_64_bits_all_count() -> None:
     """Ids are told apart by all their bits, not only the first 64 (which UUIDv7s of one millisecond,
     or UUIDv1s of one clock tick, share)."""

@@ -5,8 +5,10 @@ after an erasure request, none of the participant's texts from before it."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import orjson
 import pytest
@@ -200,3 +202,67 @@ def test_a_failed_write_keeps_the_rebuilt_partitions_and_the_erasures_for_the_ne
     worker.flush()
     assert rm.adoption_segments(store, "lab") == () and texts_of(store) == []
     assert worker.proc.aggregates.everything() == {0: held(store)}
+
+
+def idea_with_a_held_write(store: Store, monkeypatch: pytest.MonkeyPatch) -> tuple[Worker, list[int], threading.Event]:
+    """A worker holding a citizen's idea not stored yet, on a store whose first write waits until the
+    event returned is set, then fails; returns the worker, the writes begun, and the event."""
+    store.apply_pilot(SPEC)
+    worker = Worker(store)
+    worker.batch([event("feedback", "p1", {"kind": "idea", "text": "More bikes"}, 0)])
+    write, calls, release = store.write_rows, [], threading.Event()
+
+    def held_then_failed(*args: Any, **kwargs: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            release.wait(10)
+            raise OSError("the database went away")
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "write_rows", held_then_failed)
+    return worker, calls, release
+
+
+def test_storing_the_texts_waits_for_a_write_in_flight(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The flush timer's write may be carrying the batch's texts when the batch asks for them to be
+    stored: the batch waits for it, and writes them again if it failed."""
+    worker, calls, release = idea_with_a_held_write(store, monkeypatch)
+
+    async def scenario() -> None:
+        timer = asyncio.ensure_future(worker.sink.flush(worker.proc, {0}))
+        while not calls:  # the timer's write is in flight, with the text
+            await asyncio.sleep(0.001)
+        stored = asyncio.ensure_future(worker.sink.store_texts(worker.proc, {0}, retry=0.001))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not stored.done()
+        release.set()
+        await asyncio.gather(timer, stored)
+
+    asyncio.run(scenario())
+    assert len(calls) == 2 and texts_of(store) == [("p1", "More bikes")]
+
+
+def test_a_flush_cancelled_in_flight_keeps_what_it_carried(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A rebalance cancels the batch waiting for its texts; the write goes on in its thread, and may fail.
+    Not knowing, the sink keeps the texts (written again, under the same event id, at the next flush),
+    and a revocation still waits for the write (`settle`)."""
+    worker, calls, release = idea_with_a_held_write(store, monkeypatch)
+
+    async def scenario() -> None:
+        stored = asyncio.ensure_future(worker.sink.store_texts(worker.proc, {0}, retry=0.001))
+        while not calls:
+            await asyncio.sleep(0.001)
+        stored.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await stored
+        settled = asyncio.ensure_future(worker.sink.settle())
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not settled.done()
+        release.set()
+        await settled
+        await worker.sink.flush(worker.proc, {0})
+
+    asyncio.run(scenario())
+    assert len(calls) == 2 and texts_of(store) == [("p1", "More bikes")]

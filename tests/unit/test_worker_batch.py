@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from experiments import models as m
 from experiments.attribution import to_ms
 from experiments.registry import PilotSpec
 from experiments.settings import load_settings
@@ -42,6 +43,14 @@ def worker_app(tmp_path: Path) -> tuple[BatchApp, PilotSpec]:
     return app, pilot
 
 
+def consent_and_text(pilot: PilotSpec, kind: str, at: datetime) -> list[dict[str, Any]]:
+    """citizen-1's consent and a text of theirs ("More bikes"), both at `at`."""
+    return [
+        new_event("consent", pilot.key, "citizen-1", {"granted": True, "scope": "usage"}, occurred_at=at),
+        new_event("feedback", pilot.key, "citizen-1", {"kind": kind, "text": "More bikes"}, occurred_at=at),  # type: ignore[arg-type]
+    ]
+
+
 def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,10 +60,7 @@ def test_a_batch_keeps_its_states_and_texts_before_it_first_waits_for_kafka(
     app, pilot = worker_app(tmp_path)
     topics = Topics("unit")
     at = datetime.now(UTC) - timedelta(hours=1)
-    events = [
-        new_event("consent", pilot.key, "citizen-1", {"granted": True, "scope": "usage"}, occurred_at=at),
-        new_event("feedback", pilot.key, "citizen-1", {"kind": "comment", "text": "More bikes"}, occurred_at=at),
-    ]
+    events = consent_and_text(pilot, "comment", at)
     erased_at = at - timedelta(hours=1)
     erasure = worker_record(topics.erasure, 0, 0, b"citizen-2", encode_erasure("citizen-2", erased_at))
     batch = [record(topics.consent, 0, events[0]), record(topics.feedback, 0, events[1]), erasure]
@@ -120,3 +126,37 @@ def test_a_large_batch_is_applied_a_chunk_of_participants_at_a_time(
     assert all(len(ParticipantState.from_bytes(table.data[p.encode()]).logs[pilot.key].seen) == 1 for p in citizens)
     # The fetch's records live until its offsets are acknowledged, the events decoded from them do not.
     assert all(rec.event is None and rec.error is None for rec in batch)
+
+
+def test_a_batch_is_done_only_once_its_texts_are_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Texts are kept nowhere else (the participant's state holds no text): were the batch acknowledged
+    # first, a worker stopping before the sink's next write would lose them. A failed write is tried
+    # again; the batch waits.
+    app, pilot = worker_app(tmp_path)
+    topics = Topics("unit")
+    events = consent_and_text(pilot, "idea", datetime.now(UTC) - timedelta(hours=1))
+    batch = [record(topics.consent, 0, events[0]), record(topics.feedback, 0, events[1])]
+    store = Store(load_settings({"RHIZOME_STATE_DIR": str(tmp_path)}).database_url)
+    write, failures = Store.write_rows, []
+
+    def fail_once(self: Store, *args: Any, **kwargs: Any) -> None:
+        if not failures:
+            failures.append(1)
+            raise OSError("the database went away")
+        write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "write_rows", fail_once)
+    monkeypatch.setattr("streams.app.TEXT_RETRY", 0.01)
+
+    async def send_records(topic: str, records: list[tuple[bytes, int, bytes]]) -> None:
+        pass
+
+    async def scenario() -> None:
+        app.send_records = send_records  # type: ignore[attr-defined]
+        assert app.batch_handler is not None
+        await app.batch_handler(batch)
+
+    asyncio.run(scenario())
+    assert failures == [1]
+    with store.session() as s:
+        assert [t.text for t in s.query(m.FeedbackText).all()] == ["More bikes"]

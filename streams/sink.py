@@ -105,7 +105,7 @@ class Sink:
         #: Erasure requests applied since the last write: (participant, the first time not erased).
         self._erasures: list[tuple[str, datetime]] = []
         self._writing: asyncio.Future[None] | None = None
-        #: Held by each flush: one write at a time, and none in flight while it is held.
+        #: Held by each flush, which waits for a write left in flight first: one write at a time.
         self._lock = asyncio.Lock()
         self.flushes = 0
         self.failures = 0
@@ -143,7 +143,7 @@ class Sink:
         else, and an acknowledged batch is never read again."""
         while True:
             async with self._lock:
-                # Under the lock no write is in flight: what is kept here is all that is not stored.
+                # Under the lock, what no write stored is kept here (a cancelled write's too).
                 if not self._texts and not self._erasures:
                     return
                 if await self._flush(processor, owned):
@@ -152,6 +152,8 @@ class Sink:
 
     async def _flush(self, processor: Any, owned: set[int]) -> bool:
         """Writes what changed; returns False when the write failed (what it carried is kept)."""
+        # A write left in flight by a cancelled flush ends first: one write at a time.
+        await self.settle()
         dirty: dict[int, dict[Key, list[float]]] = processor.aggregates.take_dirty()
         # Taken with the figures, in the same turn of the loop: a rebuilt partition's are all of them.
         replaced = processor.aggregates.take_rebuilt() & owned

@@ -245,8 +245,8 @@ def test_storing_the_texts_waits_for_a_write_in_flight(store: Store, monkeypatch
 
 def test_a_flush_cancelled_in_flight_keeps_what_it_carried(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     """A rebalance cancels the batch waiting for its texts; the write goes on in its thread, and may fail.
-    Not knowing, the sink keeps the texts (written again, under the same event id, at the next flush),
-    and a revocation still waits for the write (`settle`)."""
+    Not knowing, the sink keeps the texts (written again, under the same event id, at the next flush);
+    a revocation still waits for the write (`settle`), and so does the next flush before it writes."""
     worker, calls, release = idea_with_a_held_write(store, monkeypatch)
 
     async def scenario() -> None:
@@ -257,12 +257,12 @@ def test_a_flush_cancelled_in_flight_keeps_what_it_carried(store: Store, monkeyp
         with pytest.raises(asyncio.CancelledError):
             await stored
         settled = asyncio.ensure_future(worker.sink.settle())
+        flushed = asyncio.ensure_future(worker.sink.flush(worker.proc, {0}))
         for _ in range(20):
             await asyncio.sleep(0)
-        assert not settled.done()
+        assert not settled.done() and not flushed.done() and len(calls) == 1
         release.set()
-        await settled
-        await worker.sink.flush(worker.proc, {0})
+        await asyncio.gather(settled, flushed)
 
     asyncio.run(scenario())
     assert len(calls) == 2 and texts_of(store) == [("p1", "More bikes")]

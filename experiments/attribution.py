@@ -38,8 +38,9 @@ from experiments.registry import ANY_ACTION, ExperimentSpec, ExperimentStatus, M
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 UNITS = "$units"
-#: At most this many exposures of one experiment are kept per participant (only the first counted
-#: one matters; a few more cover exposures logged before consent).
+#: At most this many exposures of one experiment are kept per participant: the earliest but one (only
+#: the first counted one matters; a few more cover exposures logged before consent), and the newest,
+#: whose time a rebuild reads for the lateness watermark (`PilotLog.latest`).
 MAX_EXPOSURES = 8
 
 #: A contribution key and its vector of sums. Keys (segmented ones take the segment as last element
@@ -235,7 +236,8 @@ class PilotLog:
     def add_exposure(self, experiment: str, ms: int, variant: str) -> None:
         items = self.exposures.setdefault(experiment, [])
         bisect.insort(items, (ms, variant))
-        del items[MAX_EXPOSURES:]
+        if len(items) > MAX_EXPOSURES:
+            del items[MAX_EXPOSURES - 1 : -1]
 
     def add_usage(self, ms: int, action: str, value: float | None, properties: Mapping[str, str]) -> None:
         usage = self.usage

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from experiments.attribution import (
+    MAX_EXPOSURES,
     ConsentTimeline,
     ExperimentRuntime,
     PilotLog,
@@ -514,6 +515,26 @@ def test_rebuild_from_states_equals_incremental_aggregates() -> None:
     assert set(recomputed) == set(incremental)
     for key, vec in incremental.items():
         assert recomputed[key] == pytest.approx(vec, abs=1e-9), key
+
+
+def test_the_watermarks_rebuilt_from_the_logs_are_the_ones_the_worker_had() -> None:
+    """After a restart or a rebalance the lateness watermarks come from the participants' logs: they must
+    be the ones the worker had, or a restart would change which late events are refused. A log keeps
+    a few exposures of an experiment, not all (`MAX_EXPOSURES`); the newest is among them."""
+    events = [
+        ev("consent", "p1", {"granted": True}, 0),
+        *(ev("exposure", "p1", {"experiment": "exp", "variant": "a"}, h) for h in range(1, MAX_EXPOSURES + 5)),
+        ev("usage", "p1", {"action": "buy"}, 2),
+    ]
+    states: dict[str, Any] = {}
+    proc = processor()
+    run(proc, events, batch=3, states=states)
+    rebuilt = processor()
+    rebuilt.rebuild(((pid, ParticipantState.from_json(doc)) for pid, doc in states.items()), [0])
+    assert rebuilt.watermarks(0) == proc.watermarks(0)
+    assert proc.watermarks(0)["exposure"] == to_ms(NOW + timedelta(hours=MAX_EXPOSURES + 4))
+    assert len(states["p1"]["l"]["lab"]["x"]["exp"]) == MAX_EXPOSURES
+    assert_matches_truth(rebuilt, events)
 
 
 def random_events(rng: random.Random, participants: int, per_participant: int) -> list[dict[str, Any]]:

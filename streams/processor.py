@@ -511,9 +511,9 @@ class Processor:
             seen_as in log.seen or (log.seen_before and first_half_key(event_id) in log.seen_before)
         ):
             outcome.duplicates += 1
-            if isinstance(event, Feedback) and event.payload.kind in ("comment", "idea") and event.payload.text:
-                # Its text again: read again after a stop, it may never have been stored (texts live
-                # in no state, and the store keys them by event id).
+            if isinstance(event, Feedback):
+                # Its text again, if any: read again after a stop, it may never have been stored
+                # (texts live in no state, and the store keys them by event id).
                 self._keep_text(log, pilot, event, ms, outcome)
             return False
         kind = event.type
@@ -548,8 +548,7 @@ class Processor:
                 p = event.payload
                 sus = sus_score(p.answers) if p.kind == "sus" and p.answers else None
                 log.add_feedback(ms, p.kind, p.score, sus, p.target, p.experiment)
-                if p.kind in ("comment", "idea") and p.text:
-                    self._keep_text(log, pilot, event, ms, outcome)
+                self._keep_text(log, pilot, event, ms, outcome)
         if ms > arriving.get(kind, 0):
             arriving[kind] = ms
         outcome.applied += 1
@@ -614,6 +613,9 @@ class Processor:
 
     @staticmethod
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
+        """Keeps the text of a comment or an idea for the store, if the participant consented then."""
+        if event.payload.kind not in ("comment", "idea") or not event.payload.text:
+            return
         if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
             return
         variants = {exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments}

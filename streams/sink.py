@@ -104,6 +104,7 @@ class Sink:
         self._texts: list[dict[str, Any]] = []
         #: Erasure requests applied since the last write: (participant, the first time not erased).
         self._erasures: list[tuple[str, datetime]] = []
+        #: The last write begun (done or not): `settle` waits for it.
         self._writing: asyncio.Future[None] | None = None
         #: Held by each flush, which waits for a write left in flight first: one write at a time.
         self._lock = asyncio.Lock()
@@ -117,8 +118,6 @@ class Sink:
         if writing is not None:
             with contextlib.suppress(Exception):
                 await writing
-            if self._writing is writing:
-                self._writing = None
 
     def keep_texts(self, texts: Iterable[dict[str, Any]]) -> None:
         self._texts.extend(texts)
@@ -183,10 +182,6 @@ class Sink:
             self.failures += 1
             log.exception("writing to the store failed; keeping the figures for the next flush")
             return False
-        finally:
-            # A cancelled flush leaves its write in flight: `settle` still waits for it.
-            if writing.done():
-                self._writing = None
 
     def _write(
         self,

@@ -4,13 +4,16 @@
 #   make bench  - throughput and latency, each beside a baseline measured in the same run
 
 PYTHON ?= python3
+# cargo (the native core) as rustup installs it, when it is not on the PATH already.
+export PATH := $(PATH):$(HOME)/.cargo/bin
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 JARS   := infra/kafka/target/dependency/.complete
-# The processor's hot path compiled with mypyc (experiments/native.py), rebuilt when a source changes.
+# The processor's hot path compiled with mypyc, and its native core with cargo (experiments/native.py),
+# rebuilt when a source changes.
 NATIVE := build/native/manifest.json
-NATIVE_SOURCES := $(shell find experiments streams -name '*.py')
+NATIVE_SOURCES := $(shell find experiments streams -name '*.py' -o -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock)
 
 .PHONY: demo test bench lint install native system-deps kafka-jars gbstats-fixtures clean
 
@@ -43,6 +46,8 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy tools/build_native.py
+	cd streams/core && cargo fmt --check
+	cd streams/core && PYO3_PYTHON=$(CURDIR)/$(BIN)/python CARGO_TARGET_DIR=$(CURDIR)/build/cargo cargo clippy --release --quiet -- -D warnings
 
 test: system-deps $(STAMP) $(NATIVE) $(JARS) lint
 	$(BIN)/pytest

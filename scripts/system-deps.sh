@@ -2,8 +2,14 @@
 # Installs the Debian packages Rhizome's tests need when they are missing:
 # PostgreSQL (the production database, started by the tests), Chromium (end-to-end console tests),
 # Java and Maven (the local Kafka broker), a C compiler (the processor compiled by mypyc, `make native`).
-# Idempotent; quick when everything is there.
+# Idempotent; quick when everything is there. Rust (cargo 1.82 or later, for the processor's native core,
+# streams/core) comes from rustup, not Debian (whose rustc 1.63 is too old): said here when it is missing.
 set -euo pipefail
+
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
+  echo "system-deps: no cargo (Rust 1.82+, from rustup): make native builds no native core, and" \
+       "tests/unit/test_core.py fails" >&2
+fi
 
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)

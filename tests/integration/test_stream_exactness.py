@@ -81,6 +81,8 @@ def test_worker_killed_twice_with_sigkill_ends_equal_to_the_truth(stack: Stack) 
     # starting from another directory or interpreter would fall back to the Python modules).
     if not os.environ.get(native.PURE_ENV):
         assert all("processor compiled (build/native)" in log for log in logs)
+        # And the native core (streams/core), which cargo builds beside it.
+        assert all("native core in use (build/native)" in log for log in logs)
 
 
 def test_two_workers_in_one_group_equal_one_worker_and_the_truth(stack: Stack) -> None:

@@ -124,12 +124,14 @@ def test_a_batch_is_acknowledged_as_fausts_ack_of_each_record_would() -> None:
         assert c._new_offset(USAGE) == faust_way._new_offset(USAGE) == 9
 
 
-@pytest.mark.parametrize(("intervals", "commits"), [(0.5, 0), (1.5, 1)])
-def test_a_batch_longer_than_the_commit_interval_is_committed_once_acknowledged(
-    monkeypatch: pytest.MonkeyPatch, intervals: float, commits: int
+@pytest.mark.parametrize(("intervals", "size", "commits"), [(0.5, 4, 0), (1.5, 4, 1), (0.5, 3, 1)])
+def test_a_batch_longer_than_the_commit_interval_or_large_is_committed_once_acknowledged(
+    monkeypatch: pytest.MonkeyPatch, intervals: float, size: int, commits: int
 ) -> None:
     # The timer's commits during a long batch find nothing to commit, and the next one may be up to an
-    # interval away: the batch's own commit follows it at once. A short batch waits for the timer.
+    # interval away: the batch's own commit follows it at once. So does a large batch's (here: of at
+    # least `size` records: this one holds 3), however short. A short and small batch waits for the timer.
+    monkeypatch.setattr(BatchConsumer, "commit_after_records", size)
     clock = [100.0]
     monkeypatch.setattr("streams.delivery.monotonic", lambda: clock[0])
 

@@ -711,9 +711,10 @@ def site_packages(stage: list[Instruction]) -> str:
 
 
 def check_dockerfile_native(path: Path, instructions: list[Instruction]) -> list[str]:
-    """Our image compiles the processor (tools/build_native.py) in a build stage, then checks with the
-    interpreter of the virtualenv the final stage copies and runs that the processor loads compiled there
-    (the build itself is tested in tests/unit/test_native.py)."""
+    """Our image compiles the processor and its native core (tools/build_native.py) in a build stage, then
+    checks with the interpreter of the virtualenv the final stage copies and runs that the processor loads
+    compiled there, with the core (the build itself is tested in tests/unit/test_native.py and
+    tests/unit/test_core.py)."""
     if path != DOCKERFILE:
         return []
     where = path.relative_to(REPO)
@@ -726,6 +727,9 @@ def check_dockerfile_native(path: Path, instructions: list[Instruction]) -> list
         "compiles the processor with tools/build_native.py": re.compile(r"/bin/python3? \S*tools/build_native\.py\b"),
         f"checks that {venv}/bin/python loads it compiled": re.compile(
             rf"{re.escape(venv)}/bin/python3? -c .*\bstreams\.processor\b.*\bassert\b.*\bcompiled\("
+        ),
+        f"checks that {venv}/bin/python loads the native core": re.compile(
+            rf"{re.escape(venv)}/bin/python3? -c .*\bassert \w+\.core\(\d+\) is not None"
         ),
     }
     parts = [
@@ -1430,6 +1434,12 @@ DOCKERFILE_BREAKS: list[Any] = [
         check_dockerfile_native,
         _replace("/opt/rhizome/bin/python -c", "/opt/mypyc/bin/python -c"),
         "loads it compiled",
+    ),
+    (
+        "native core not checked",
+        check_dockerfile_native,
+        _replace("; assert n.core(1) is not None, 'no native core'", ""),
+        "loads the native core",
     ),
     ("missing source", check_dockerfile_copies, _replace("COPY ui ./ui", "COPY uix ./ui"), "no such file"),
     ("unknown env", check_dockerfile_env, _replace("RHIZOME_STATE_DIR=", "RHIZOME_STATEDIR="), "RHIZOME_STATEDIR"),

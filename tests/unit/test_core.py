@@ -144,6 +144,60 @@ def test_a_record_the_core_decodes_is_the_event_the_worker_decodes(core_module: 
     assert_decoded_alike(core_module, data)
 
 
+CANONICAL = orjson.dumps(new_event("usage", "lab", "p-1", {"action": "ride", "value": 2.5}, event_id=EVENT_ID))
+
+
+def spelled(old: bytes, new: bytes) -> bytes:
+    assert old in CANONICAL, old
+    return CANONICAL.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("data", "taken"),
+    [
+        (CANONICAL, True),
+        # Other spellings of valid JSON the core reads: whitespace, the payload before the type,
+        # escapes other than \u in free texts.
+        (b" \n" + CANONICAL.replace(b',"', b' ,\t"').replace(b'":', b'" : ') + b"\r\n", True),
+        (
+            b'{"payload":{"action":"ride"},' + CANONICAL[1:].replace(b',"payload":{"action":"ride","value":2.5}', b""),
+            True,
+        ),
+        (spelled(b'"p-1"', b'"p\\"1\\/\\n"'), True),
+        (spelled(b"2.5", b"-0.0"), True),
+        (spelled(b"2.5", b"25e-1"), True),
+        (spelled(b"2.5", b"9007199254740992"), True),
+        # What it leaves to the Python path, valid or not.
+        (spelled(b"2.5", b"9007199254740993"), False),
+        (spelled(b'"schema_version":1', b'"schema_version":1.0'), False),
+        (spelled(b'"schema_version":1', b'"schema_version":2.0'), False),
+        (spelled(b'"schema_version":1', b'"schema_version":1,"schema_version":1'), False),
+        (spelled(b'"source":"unknown"', b'"source":"a","source":"b"'), False),
+        (spelled(b'"p-1"', b'"p\x01-1"'), False),
+        (spelled(b'"p-1"', b'"p\xff-1"'), False),
+        (spelled(b'"p-1"', b'"p\\x-1"'), False),
+        (spelled(b"2.5", b"02.5"), False),
+        (spelled(b"2.5", b"2."), False),
+        (spelled(b"2.5", b".5"), False),
+        (spelled(b"2.5", b"+2.5"), False),
+        (spelled(b"2.5", b"1e999"), False),
+        (spelled(b"2.5", b"NaN"), False),
+        (spelled(b"2.5", b"2.5e"), False),
+        (CANONICAL + b"x", False),
+        (CANONICAL[:-1], False),
+        (spelled(b'"action":"ride"', b'"action":"ride","action":"walk"'), False),
+        (spelled(b'"action":"ride"', b'"action":"ride","properties":{"a":"1","a":"2"}'), False),
+        (spelled(b'"action":"ride"', b'"action":"ride","properties":null'), False),
+        (spelled(b'"action":"ride"', b'"action":"ride","session_id":null'), True),
+        (spelled(b'"occurred_at":"', b'"received_at":null,"occurred_at":"'), True),
+    ],
+)
+def test_spellings_of_a_record_are_taken_or_left_as_the_core_says(
+    core_module: ModuleType, data: bytes, taken: bool
+) -> None:
+    assert assert_decoded_alike(core_module, data) is taken
+
+
 def sdk_events(seed: int, participants: int = 40) -> list[dict[str, Any]]:
     """Events as the simulator (and the SDK, through the ingest API) writes them."""
     spec = parse_pilot_spec((native.ROOT / "examples" / "bike-share.yaml").read_text())

@@ -3,11 +3,8 @@
 //! accepts (see `parse`), and leaves everything else (invalid records, other spellings of valid ones)
 //! to the Python path, which gives the contract's verdict and its reasons.
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use crate::json::{Number, Reader};
 use std::borrow::Cow;
-use std::fmt;
 
 const NAME_MAX: usize = 64;
 const SHORT_TEXT_MAX: usize = 128;
@@ -78,171 +75,6 @@ pub struct Event<'a> {
     pub ms: i64,
     pub kind: Kind,
     pub payload: Payload<'a>,
-}
-
-/// A JSON number read as a float: integers only while a float holds them exactly.
-struct Num(f64);
-
-impl<'de> Deserialize<'de> for Num {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Num;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a number")
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Num, E> {
-                if v.is_finite() {
-                    Ok(Num(v))
-                } else {
-                    Err(E::custom("not finite"))
-                }
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Num, E> {
-                if v <= EXACT_INT {
-                    Ok(Num(v as f64))
-                } else {
-                    Err(E::custom("integer beyond 2^53"))
-                }
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Num, E> {
-                if v.unsigned_abs() <= EXACT_INT {
-                    Ok(Num(v as f64))
-                } else {
-                    Err(E::custom("integer beyond 2^53"))
-                }
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Properties in their order, refused when a name comes twice.
-#[derive(Default)]
-struct Props<'a>(Vec<(&'a str, Cow<'a, str>)>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Props<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Props<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Props<'a>, M::Error> {
-                let mut out: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
-                while let Some(k) = map.next_key::<&'de str>()? {
-                    let v: Cow<'de, str> = map.next_value::<Text<'de>>()?.0;
-                    if out.iter().any(|(name, _)| *name == k) {
-                        return Err(de::Error::custom("a property twice"));
-                    }
-                    out.push((k, v));
-                }
-                Ok(Props(out))
-            }
-        }
-        d.deserialize_map(V(std::marker::PhantomData))
-    }
-}
-
-/// A string, borrowed from the record when it holds no escape.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Text<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'a>, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        d.deserialize_str(V(std::marker::PhantomData))
-    }
-}
-
-fn default_source() -> Text<'static> {
-    Text(Cow::Borrowed("unknown"))
-}
-
-fn default_scope() -> Text<'static> {
-    Text(Cow::Borrowed("usage"))
-}
-
-fn one() -> u8 {
-    1
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Envelope<'a> {
-    event_id: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    pilot_id: &'a str,
-    #[serde(borrow)]
-    participant_id: Text<'a>,
-    occurred_at: &'a str,
-    #[serde(default, borrow)]
-    received_at: Option<&'a str>,
-    #[serde(default = "default_source", borrow)]
-    source: Text<'a>,
-    #[serde(default = "one")]
-    schema_version: u8,
-    #[serde(borrow)]
-    payload: &'a RawValue,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExposureP<'a> {
-    experiment: &'a str,
-    variant: &'a str,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UsageP<'a> {
-    action: &'a str,
-    #[serde(default)]
-    value: Option<Num>,
-    #[serde(default, borrow)]
-    session_id: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    properties: Props<'a>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FeedbackP<'a> {
-    kind: &'a str,
-    #[serde(default)]
-    score: Option<Num>,
-    #[serde(default)]
-    answers: Option<Vec<i64>>,
-    #[serde(default, borrow)]
-    text: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    target: Option<Text<'a>>,
-    #[serde(default, borrow)]
-    experiment: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConsentP<'a> {
-    granted: bool,
-    #[serde(default = "default_scope", borrow)]
-    scope: Text<'a>,
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9_.:\-]*$`, 1 to 64 characters (experiments, variants, actions, property names).
@@ -381,8 +213,8 @@ fn check_feedback(
     kind: &str,
     score: Option<f64>,
     answers: &Option<Vec<i64>>,
-    text: &Option<Text>,
-    target: &Option<Text>,
+    text: &Option<Cow<str>>,
+    target: &Option<Cow<str>>,
 ) -> Option<()> {
     match kind {
         "rating" => {
@@ -408,13 +240,13 @@ fn check_feedback(
             // Non-empty once stripped: a text with an ASCII letter or digit is, for Python's `strip`
             // too (whose whitespace is not quite Unicode's); any other is left to the Python path.
             let t = text.as_ref()?;
-            if !t.0.bytes().any(|c| c.is_ascii_alphanumeric()) {
+            if !t.bytes().any(|c| c.is_ascii_alphanumeric()) {
                 return None;
             }
         }
         "vote" => {
             let t = target.as_ref()?;
-            if t.0.is_empty() {
+            if t.is_empty() {
                 return None;
             }
             if let Some(s) = score {
@@ -436,103 +268,266 @@ fn sus_score(answers: &[i64]) -> f64 {
     total as f64 * 2.5
 }
 
+/// A float field: a JSON number, integers only while a float holds them exactly (as msgspec reads them).
+fn float(n: Number) -> Option<f64> {
+    match n {
+        Number::Int(v) if v.unsigned_abs() <= EXACT_INT => Some(v as f64),
+        Number::Int(_) => None,
+        Number::Float(v) => Some(v),
+    }
+}
+
+/// A field that may be null: None for null, Some(the value) otherwise.
+fn nullable<'a, T>(r: &mut Reader<'a>, read: impl FnOnce(&mut Reader<'a>) -> Option<T>) -> Option<Option<T>> {
+    if r.null() {
+        Some(None)
+    } else {
+        read(r).map(Some)
+    }
+}
+
+/// Marks a field read, refusing one read twice (msgspec and pydantic would keep the last: left to them).
+fn once(seen: &mut u32, bit: u32) -> Option<()> {
+    if *seen & bit != 0 {
+        return None;
+    }
+    *seen |= bit;
+    Some(())
+}
+
+fn payload<'a>(r: &mut Reader<'a>, kind: Kind) -> Option<Payload<'a>> {
+    let mut seen = 0u32;
+    match kind {
+        Kind::Exposure => {
+            let (mut experiment, mut variant) = (None, None);
+            r.object(|r, key| {
+                match key {
+                    "experiment" => {
+                        once(&mut seen, 1)?;
+                        experiment = Some(r.raw_str()?);
+                    }
+                    "variant" => {
+                        once(&mut seen, 2)?;
+                        variant = Some(r.raw_str()?);
+                    }
+                    _ => return None,
+                };
+                Some(())
+            })?;
+            let (experiment, variant) = (experiment?, variant?);
+            if !is_name(experiment) || !is_name(variant) {
+                return None;
+            }
+            Some(Payload::Exposure { experiment, variant })
+        }
+        Kind::Usage => {
+            let (mut action, mut value, mut session) = (None, None, None);
+            let mut properties: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+            r.object(|r, key| {
+                match key {
+                    "action" => {
+                        once(&mut seen, 1)?;
+                        action = Some(r.raw_str()?);
+                    }
+                    "value" => {
+                        once(&mut seen, 2)?;
+                        value = nullable(r, |r| float(r.number()?))?;
+                    }
+                    "session_id" => {
+                        once(&mut seen, 4)?;
+                        session = nullable(r, |r| r.string())?;
+                    }
+                    "properties" => {
+                        once(&mut seen, 8)?;
+                        r.object(|r, name| {
+                            let v = r.string()?;
+                            if properties.iter().any(|(k, _)| *k == name)
+                                || !is_name(name)
+                                || !at_most(&v, SHORT_TEXT_MAX)
+                            {
+                                return None;
+                            }
+                            properties.push((name, v));
+                            Some(())
+                        })?;
+                    }
+                    _ => return None,
+                };
+                Some(())
+            })?;
+            let action = action?;
+            if !is_name(action)
+                || properties.len() > PROPERTIES_MAX
+                || session.is_some_and(|s| !at_most(&s, SHORT_TEXT_MAX))
+            {
+                return None;
+            }
+            Some(Payload::Usage { action, value, properties })
+        }
+        Kind::Feedback => {
+            let (mut kind, mut score, mut answers, mut text, mut target, mut experiment) =
+                (None, None, None, None, None, None);
+            r.object(|r, key| {
+                match key {
+                    "kind" => {
+                        once(&mut seen, 1)?;
+                        kind = Some(r.raw_str()?);
+                    }
+                    "score" => {
+                        once(&mut seen, 2)?;
+                        score = nullable(r, |r| float(r.number()?))?;
+                    }
+                    "answers" => {
+                        once(&mut seen, 4)?;
+                        answers = nullable(r, |r| r.integers())?;
+                    }
+                    "text" => {
+                        once(&mut seen, 8)?;
+                        text = nullable(r, |r| r.string())?;
+                    }
+                    "target" => {
+                        once(&mut seen, 16)?;
+                        target = nullable(r, |r| r.string())?;
+                    }
+                    "experiment" => {
+                        once(&mut seen, 32)?;
+                        experiment = nullable(r, |r| r.raw_str())?;
+                    }
+                    _ => return None,
+                };
+                Some(())
+            })?;
+            let kind = kind?;
+            if text.as_ref().is_some_and(|t| !at_most(t, TEXT_MAX)) || experiment.is_some_and(|e| !is_name(e)) {
+                return None;
+            }
+            check_feedback(kind, score, &answers, &text, &target)?;
+            let sus = match (&answers, kind) {
+                (Some(a), "sus") if !a.is_empty() => Some(sus_score(a)),
+                _ => None,
+            };
+            Some(Payload::Feedback { kind, score, sus, text, target, experiment })
+        }
+        Kind::Consent => {
+            let (mut granted, mut scope) = (None, None);
+            r.object(|r, key| {
+                match key {
+                    "granted" => {
+                        once(&mut seen, 1)?;
+                        granted = Some(r.boolean()?);
+                    }
+                    "scope" => {
+                        once(&mut seen, 2)?;
+                        scope = Some(r.string()?);
+                    }
+                    _ => return None,
+                };
+                Some(())
+            })?;
+            if scope.is_some_and(|s| !at_most(&s, SHORT_TEXT_MAX)) {
+                return None;
+            }
+            Some(Payload::Consent { granted: granted? })
+        }
+    }
+}
+
 /// Returns the event of a record when this module takes it (see the module's doc), else None.
 pub fn parse(data: &[u8]) -> Option<Event<'_>> {
     // `wire.decode` sends a record holding a `\u` escape to the contract; so does this module.
     if memchr::memmem::find(data, b"\\u").is_some() {
         return None;
     }
-    let env: Envelope = serde_json::from_slice(data).ok()?;
-    if env.schema_version != 1
-        || !is_pilot_key(env.pilot_id)
-        || env.participant_id.0.is_empty()
-        || !at_most(&env.participant_id.0, PARTICIPANT_ID_MAX)
-        || !at_most(&env.source.0, SHORT_TEXT_MAX)
+    let mut r = Reader::new(data)?;
+    let (mut event_id, mut kind, mut pilot, mut participant, mut occurred_at) = (None, None, None, None, None);
+    let (mut source, mut schema_version, mut body) = (None, None, None);
+    // The payload is read once its type is known; when it comes first, skipped and read after.
+    let mut later: Option<usize> = None;
+    let mut seen = 0u32;
+    r.object(|r, key| {
+        match key {
+            "event_id" => {
+                once(&mut seen, 1)?;
+                event_id = Some(r.raw_str()?);
+            }
+            "type" => {
+                once(&mut seen, 2)?;
+                kind = Some(match r.raw_str()? {
+                    "exposure" => Kind::Exposure,
+                    "usage" => Kind::Usage,
+                    "feedback" => Kind::Feedback,
+                    "consent" => Kind::Consent,
+                    _ => return None,
+                });
+            }
+            "pilot_id" => {
+                once(&mut seen, 4)?;
+                pilot = Some(r.raw_str()?);
+            }
+            "participant_id" => {
+                once(&mut seen, 8)?;
+                participant = Some(r.string()?);
+            }
+            "occurred_at" => {
+                once(&mut seen, 16)?;
+                occurred_at = Some(r.raw_str()?);
+            }
+            "received_at" => {
+                once(&mut seen, 32)?;
+                if let Some(t) = nullable(r, |r| r.raw_str())? {
+                    time_micros(t)?;
+                }
+            }
+            "source" => {
+                once(&mut seen, 64)?;
+                source = Some(r.string()?);
+            }
+            "schema_version" => {
+                once(&mut seen, 128)?;
+                schema_version = Some(r.number()?);
+            }
+            "payload" => {
+                once(&mut seen, 256)?;
+                match kind {
+                    Some(k) => body = Some(payload(r, k)?),
+                    None => {
+                        later = Some(r.position());
+                        r.skip_value()?;
+                    }
+                }
+            }
+            _ => return None,
+        };
+        Some(())
+    })?;
+    r.end()?;
+    let kind = kind?;
+    let body = match (body, later) {
+        (Some(b), _) => b,
+        (None, Some(at)) => payload(&mut r.at(at), kind)?,
+        (None, None) => return None,
+    };
+    let (event_id, pilot, participant) = (event_id?, pilot?, participant?);
+    if !matches!(schema_version, None | Some(Number::Int(1)))
+        || !is_pilot_key(pilot)
+        || participant.is_empty()
+        || !at_most(&participant, PARTICIPANT_ID_MAX)
+        || source.as_ref().is_some_and(|s| !at_most(s, SHORT_TEXT_MAX))
     {
         return None;
     }
-    let id = uuid(env.event_id)?;
-    let micros = time_micros(env.occurred_at)?;
-    if let Some(r) = env.received_at {
-        time_micros(r)?;
-    }
-    let raw = env.payload.get();
-    let (kind, payload) = match env.kind {
-        "exposure" => {
-            let p: ExposureP = serde_json::from_str(raw).ok()?;
-            if !is_name(p.experiment) || !is_name(p.variant) {
-                return None;
-            }
-            (Kind::Exposure, Payload::Exposure { experiment: p.experiment, variant: p.variant })
-        }
-        "usage" => {
-            let p: UsageP = serde_json::from_str(raw).ok()?;
-            if !is_name(p.action) || p.properties.0.len() > PROPERTIES_MAX {
-                return None;
-            }
-            if let Some(s) = &p.session_id {
-                if !at_most(&s.0, SHORT_TEXT_MAX) {
-                    return None;
-                }
-            }
-            let mut properties = Vec::with_capacity(p.properties.0.len());
-            for (k, v) in p.properties.0 {
-                if !is_name(k) || !at_most(&v, SHORT_TEXT_MAX) {
-                    return None;
-                }
-                properties.push((k, v));
-            }
-            (Kind::Usage, Payload::Usage { action: p.action, value: p.value.map(|n| n.0), properties })
-        }
-        "feedback" => {
-            let p: FeedbackP = serde_json::from_str(raw).ok()?;
-            let score = p.score.map(|n| n.0);
-            if let Some(t) = &p.text {
-                if !at_most(&t.0, TEXT_MAX) {
-                    return None;
-                }
-            }
-            if let Some(e) = p.experiment {
-                if !is_name(e) {
-                    return None;
-                }
-            }
-            check_feedback(p.kind, score, &p.answers, &p.text, &p.target)?;
-            let sus = match (&p.answers, p.kind) {
-                (Some(a), "sus") if !a.is_empty() => Some(sus_score(a)),
-                _ => None,
-            };
-            (
-                Kind::Feedback,
-                Payload::Feedback {
-                    kind: p.kind,
-                    score,
-                    sus,
-                    text: p.text.map(|t| t.0),
-                    target: p.target.map(|t| t.0),
-                    experiment: p.experiment,
-                },
-            )
-        }
-        "consent" => {
-            let p: ConsentP = serde_json::from_str(raw).ok()?;
-            if !at_most(&p.scope.0, SHORT_TEXT_MAX) {
-                return None;
-            }
-            (Kind::Consent, Payload::Consent { granted: p.granted })
-        }
-        _ => return None,
-    };
+    let id = uuid(event_id)?;
+    let micros = time_micros(occurred_at?)?;
     let seconds = micros as f64 / 1e6;
     Some(Event {
         id,
-        id_text: env.event_id,
-        pilot: env.pilot_id,
-        participant: env.participant_id.0,
+        id_text: event_id,
+        pilot,
+        participant,
         micros,
         seconds,
         ms: (seconds * 1000.0) as i64,
         kind,
-        payload,
+        payload: body,
     })
 }

@@ -13,6 +13,7 @@
 
 mod contrib;
 mod event;
+mod json;
 mod state;
 
 use contrib::{contributions, kind_index, Contributions, Experiment, Key, Pilot, Plan, Segments, KINDS, UNITS};

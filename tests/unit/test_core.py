@@ -530,3 +530,18 @@ def test_events_of_one_millisecond_are_ordered_as_the_python_path_orders_them(
     assert fast.view() == python.view()
     assert_same_sums(fast.proc, python.proc)
     assert fast.taken == fast.groups == 2
+
+
+def test_a_payload_written_before_its_type_is_read_once_the_type_is_known(core_module: ModuleType) -> None:
+    # The reader skips the payload (arrays, nested objects, nulls) and reads it once the type has come.
+    answers = [5, 1, 4, 2, 5, 1, 4, 2, 5, 1]
+    event = new_event("feedback", "lab", "p-1", {"kind": "sus", "answers": answers, "text": None}, event_id=EVENT_ID)
+    payload = orjson.dumps(event.pop("payload"))
+    data = b'{"payload":' + payload + b"," + orjson.dumps(event)[1:]
+    assert data.index(b'"payload"') < data.index(b'"type"')
+    assert assert_decoded_alike(core_module, data)
+    usage = new_event("usage", "lab", "p-1", {"action": "a", "properties": {"district": "n"}}, event_id=EVENT_ID)
+    body = orjson.dumps(usage.pop("payload"))
+    assert assert_decoded_alike(core_module, b'{"payload":' + body + b"," + orjson.dumps(usage)[1:])
+    # A payload that is not JSON is refused while skipped.
+    assert not assert_decoded_alike(core_module, b'{"payload":[1,,2],' + orjson.dumps(usage)[1:])

@@ -189,22 +189,31 @@ impl<'a> Reader<'a> {
 
     /// An array of integers.
     pub fn integers(&mut self) -> Option<Vec<i64>> {
-        self.eat(b'[')?;
         let mut out = Vec::new();
+        self.array(|r| match r.number()? {
+            Number::Int(v) => {
+                out.push(v);
+                Some(())
+            }
+            Number::Float(_) => None,
+        })?;
+        Some(out)
+    }
+
+    /// An array: `each` reads every item.
+    pub fn array(&mut self, mut each: impl FnMut(&mut Reader<'a>) -> Option<()>) -> Option<()> {
+        self.eat(b'[')?;
         if self.peek()? == b']' {
             self.i += 1;
-            return Some(out);
+            return Some(());
         }
         loop {
-            match self.number()? {
-                Number::Int(v) => out.push(v),
-                Number::Float(_) => return None,
-            }
+            each(self)?;
             match self.peek()? {
                 b',' => self.i += 1,
                 b']' => {
                     self.i += 1;
-                    return Some(out);
+                    return Some(());
                 }
                 _ => return None,
             }
@@ -238,24 +247,7 @@ impl<'a> Reader<'a> {
         match self.peek()? {
             b'"' => self.string().map(drop),
             b'{' => self.object(|r, _| r.skip_value()),
-            b'[' => {
-                self.i += 1;
-                if self.peek()? == b']' {
-                    self.i += 1;
-                    return Some(());
-                }
-                loop {
-                    self.skip_value()?;
-                    match self.peek()? {
-                        b',' => self.i += 1,
-                        b']' => {
-                            self.i += 1;
-                            return Some(());
-                        }
-                        _ => return None,
-                    }
-                }
-            }
+            b'[' => self.array(|r| r.skip_value()),
             b't' | b'f' => self.boolean().map(drop),
             b'n' => self.null().then_some(()),
             _ => self.number().map(drop),

@@ -78,22 +78,24 @@ def usable(root: Path = ROOT) -> bool:
 _USABLE: bool | None = None
 
 
-def _shared_on_path() -> None:
-    shared = str(build_dir() / "shared")  # the runtime the compiled modules share, and the core
-    if shared not in sys.path:
-        sys.path.append(shared)
+def _loadable() -> bool:
+    """Returns True when the build is usable (checked once a process), and then puts its shared
+    directory (the runtime the compiled modules share, and the core) on the import path."""
+    global _USABLE
+    if _USABLE is None:
+        _USABLE = usable()
+    if _USABLE:
+        shared = str(build_dir() / "shared")
+        if shared not in sys.path:
+            sys.path.append(shared)
+    return _USABLE
 
 
 def extend(package: str, path: MutableSequence[str]) -> None:
     """Puts the build's modules of `package` ahead of its sources when the build is usable (called by
     the package's `__init__`, with its `__path__`)."""
-    global _USABLE
-    if _USABLE is None:
-        _USABLE = usable()
-    if not _USABLE:
-        return
-    _shared_on_path()
-    path.insert(0, str(build_dir() / "lib" / package))
+    if _loadable():
+        path.insert(0, str(build_dir() / "lib" / package))
 
 
 def compiled(module: ModuleType) -> bool:
@@ -103,12 +105,8 @@ def compiled(module: ModuleType) -> bool:
 
 def core_module() -> ModuleType | None:
     """Returns the native core's module (`rhizome_core`) when the build is usable and holds it, else None."""
-    global _USABLE
-    if _USABLE is None:
-        _USABLE = usable()
-    if not _USABLE:
+    if not _loadable():
         return None
-    _shared_on_path()
     try:
         return importlib.import_module(CORE)
     except ImportError:

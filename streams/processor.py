@@ -116,6 +116,27 @@ def core_registry(registry: Registry) -> list[tuple[Any, ...]]:
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def text_row(
+    event_id: str,
+    pilot_key: str,
+    participant_id: str,
+    kind: str,
+    text: str,
+    occurred_at: datetime,
+    variants: dict[str, str],
+) -> dict[str, Any]:
+    """A citizen's text as the sink stores it (`Outcome.texts`), from either path."""
+    return {
+        "event_id": event_id,
+        "pilot_key": pilot_key,
+        "participant_id": participant_id,
+        "kind": kind,
+        "text": text,
+        "occurred_at": occurred_at,
+        "variants": variants,
+    }
+
+
 class Incoming:
     """One record from Kafka: its key (the participant), its bytes, where it came from, and the event
     decoded from it (or why it could not be). Records of the erasure topic carry no event. (A plain
@@ -439,17 +460,8 @@ class Processor:
             if ms > times.get(kind, 0):
                 times[kind] = ms
         for event_id, pilot_key, participant_id, kind, text, micros, variants in texts:
-            outcome.texts.append(
-                {
-                    "event_id": event_id,
-                    "pilot_key": pilot_key,
-                    "participant_id": participant_id,
-                    "kind": kind,
-                    "text": text,
-                    "occurred_at": _EPOCH + timedelta(microseconds=micros),
-                    "variants": dict(variants),
-                }
-            )
+            occurred_at = _EPOCH + timedelta(microseconds=micros)
+            outcome.texts.append(text_row(event_id, pilot_key, participant_id, kind, text, occurred_at, dict(variants)))
         outcome.applied = applied
         outcome.duplicates = duplicates
         return outcome, changed, rest
@@ -693,17 +705,12 @@ class Processor:
         if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
             return
         variants = {exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments}
-        outcome.texts.append(
-            {
-                "event_id": str(event.event_id),
-                "pilot_key": pilot.key,
-                "participant_id": event.participant_id,
-                "kind": event.payload.kind,
-                "text": event.payload.text or "",
-                "occurred_at": event.occurred_at.astimezone(UTC),
-                "variants": variants,
-            }
+        p = event.payload
+        occurred_at = event.occurred_at.astimezone(UTC)
+        row = text_row(
+            str(event.event_id), pilot.key, event.participant_id, p.kind, p.text or "", occurred_at, variants
         )
+        outcome.texts.append(row)
 
     @staticmethod
     def _dead(rec: Incoming, reason: str, field: str | None) -> bytes:

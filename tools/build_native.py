@@ -75,13 +75,9 @@ def build(out: Path) -> bool:
         command.build_temp = str(work / "obj")
         command.parallel = os.cpu_count() or 1
         dist.run_command("build_ext")
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    (work / "shared").mkdir()
-    for runtime in (work / "lib").glob(f"{GROUP}__mypyc*"):
-        runtime.rename(work / "shared" / runtime.name)
-    try:
+        (work / "shared").mkdir()
+        for runtime in (work / "lib").glob(f"{GROUP}__mypyc*"):
+            runtime.rename(work / "shared" / runtime.name)
         cored = build_core(work / "shared")
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

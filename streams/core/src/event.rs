@@ -286,33 +286,24 @@ fn nullable<'a, T>(r: &mut Reader<'a>, read: impl FnOnce(&mut Reader<'a>) -> Opt
     }
 }
 
-/// Marks a field read, refusing one read twice (msgspec and pydantic would keep the last: left to them).
-fn once(seen: &mut u32, bit: u32) -> Option<()> {
-    if *seen & bit != 0 {
+/// Keeps a field's value, refusing a field read twice (msgspec and pydantic would keep the last: left
+/// to them).
+fn put<T>(slot: &mut Option<T>, value: T) -> Option<()> {
+    if slot.is_some() {
         return None;
     }
-    *seen |= bit;
+    *slot = Some(value);
     Some(())
 }
 
 fn payload<'a>(r: &mut Reader<'a>, kind: Kind) -> Option<Payload<'a>> {
-    let mut seen = 0u32;
     match kind {
         Kind::Exposure => {
             let (mut experiment, mut variant) = (None, None);
-            r.object(|r, key| {
-                match key {
-                    "experiment" => {
-                        once(&mut seen, 1)?;
-                        experiment = Some(r.raw_str()?);
-                    }
-                    "variant" => {
-                        once(&mut seen, 2)?;
-                        variant = Some(r.raw_str()?);
-                    }
-                    _ => return None,
-                };
-                Some(())
+            r.object(|r, key| match key {
+                "experiment" => put(&mut experiment, r.raw_str()?),
+                "variant" => put(&mut variant, r.raw_str()?),
+                _ => None,
             })?;
             let (experiment, variant) = (experiment?, variant?);
             if !is_name(experiment) || !is_name(variant) {
@@ -321,83 +312,49 @@ fn payload<'a>(r: &mut Reader<'a>, kind: Kind) -> Option<Payload<'a>> {
             Some(Payload::Exposure { experiment, variant })
         }
         Kind::Usage => {
-            let (mut action, mut value, mut session) = (None, None, None);
-            let mut properties: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
-            r.object(|r, key| {
-                match key {
-                    "action" => {
-                        once(&mut seen, 1)?;
-                        action = Some(r.raw_str()?);
-                    }
-                    "value" => {
-                        once(&mut seen, 2)?;
-                        value = nullable(r, |r| float(r.number()?))?;
-                    }
-                    "session_id" => {
-                        once(&mut seen, 4)?;
-                        session = nullable(r, |r| r.string())?;
-                    }
-                    "properties" => {
-                        once(&mut seen, 8)?;
-                        r.object(|r, name| {
-                            let v = r.string()?;
-                            if properties.iter().any(|(k, _)| *k == name)
-                                || !is_name(name)
-                                || !at_most(&v, SHORT_TEXT_MAX)
-                            {
-                                return None;
-                            }
-                            properties.push((name, v));
-                            Some(())
-                        })?;
-                    }
-                    _ => return None,
-                };
-                Some(())
+            let (mut action, mut value, mut session, mut properties) = (None, None, None, None);
+            r.object(|r, key| match key {
+                "action" => put(&mut action, r.raw_str()?),
+                "value" => put(&mut value, nullable(r, |r| float(r.number()?))?),
+                "session_id" => put(&mut session, nullable(r, |r| r.string())?),
+                "properties" => {
+                    let mut read: Vec<(&'a str, Cow<'a, str>)> = Vec::new();
+                    r.object(|r, name| {
+                        let v = r.string()?;
+                        if read.iter().any(|(k, _)| *k == name) || !is_name(name) || !at_most(&v, SHORT_TEXT_MAX) {
+                            return None;
+                        }
+                        read.push((name, v));
+                        Some(())
+                    })?;
+                    put(&mut properties, read)
+                }
+                _ => None,
             })?;
-            let action = action?;
+            let (action, properties) = (action?, properties.unwrap_or_default());
             if !is_name(action)
                 || properties.len() > PROPERTIES_MAX
-                || session.is_some_and(|s| !at_most(&s, SHORT_TEXT_MAX))
+                || session.flatten().is_some_and(|s| !at_most(&s, SHORT_TEXT_MAX))
             {
                 return None;
             }
-            Some(Payload::Usage { action, value, properties })
+            Some(Payload::Usage { action, value: value.flatten(), properties })
         }
         Kind::Feedback => {
             let (mut kind, mut score, mut answers, mut text, mut target, mut experiment) =
                 (None, None, None, None, None, None);
-            r.object(|r, key| {
-                match key {
-                    "kind" => {
-                        once(&mut seen, 1)?;
-                        kind = Some(r.raw_str()?);
-                    }
-                    "score" => {
-                        once(&mut seen, 2)?;
-                        score = nullable(r, |r| float(r.number()?))?;
-                    }
-                    "answers" => {
-                        once(&mut seen, 4)?;
-                        answers = nullable(r, |r| r.integers())?;
-                    }
-                    "text" => {
-                        once(&mut seen, 8)?;
-                        text = nullable(r, |r| r.string())?;
-                    }
-                    "target" => {
-                        once(&mut seen, 16)?;
-                        target = nullable(r, |r| r.string())?;
-                    }
-                    "experiment" => {
-                        once(&mut seen, 32)?;
-                        experiment = nullable(r, |r| r.raw_str())?;
-                    }
-                    _ => return None,
-                };
-                Some(())
+            r.object(|r, key| match key {
+                "kind" => put(&mut kind, r.raw_str()?),
+                "score" => put(&mut score, nullable(r, |r| float(r.number()?))?),
+                "answers" => put(&mut answers, nullable(r, |r| r.integers())?),
+                "text" => put(&mut text, nullable(r, |r| r.string())?),
+                "target" => put(&mut target, nullable(r, |r| r.string())?),
+                "experiment" => put(&mut experiment, nullable(r, |r| r.raw_str())?),
+                _ => None,
             })?;
             let kind = kind?;
+            let (score, answers, text, target, experiment) =
+                (score.flatten(), answers.flatten(), text.flatten(), target.flatten(), experiment.flatten());
             if text.as_ref().is_some_and(|t| !at_most(t, TEXT_MAX)) || experiment.is_some_and(|e| !is_name(e)) {
                 return None;
             }
@@ -410,19 +367,10 @@ fn payload<'a>(r: &mut Reader<'a>, kind: Kind) -> Option<Payload<'a>> {
         }
         Kind::Consent => {
             let (mut granted, mut scope) = (None, None);
-            r.object(|r, key| {
-                match key {
-                    "granted" => {
-                        once(&mut seen, 1)?;
-                        granted = Some(r.boolean()?);
-                    }
-                    "scope" => {
-                        once(&mut seen, 2)?;
-                        scope = Some(r.string()?);
-                    }
-                    _ => return None,
-                };
-                Some(())
+            r.object(|r, key| match key {
+                "granted" => put(&mut granted, r.boolean()?),
+                "scope" => put(&mut scope, r.string()?),
+                _ => None,
             })?;
             if scope.is_some_and(|s| !at_most(&s, SHORT_TEXT_MAX)) {
                 return None;
@@ -440,65 +388,36 @@ pub fn parse(data: &[u8]) -> Option<Event<'_>> {
     }
     let mut r = Reader::new(data)?;
     let (mut event_id, mut kind, mut pilot, mut participant, mut occurred_at) = (None, None, None, None, None);
-    let (mut source, mut schema_version, mut body) = (None, None, None);
-    // The payload is read once its type is known; when it comes first, skipped and read after.
-    let mut later: Option<usize> = None;
-    let mut seen = 0u32;
-    r.object(|r, key| {
-        match key {
-            "event_id" => {
-                once(&mut seen, 1)?;
-                event_id = Some(r.raw_str()?);
+    let (mut received_at, mut source, mut schema_version) = (None, None, None);
+    // The payload is read once its type is known; when it comes first, skipped (its place kept) and
+    // read after.
+    let (mut body, mut later) = (None, None);
+    r.object(|r, key| match key {
+        "event_id" => put(&mut event_id, r.raw_str()?),
+        "type" => {
+            let read = match r.raw_str()? {
+                "exposure" => Kind::Exposure,
+                "usage" => Kind::Usage,
+                "feedback" => Kind::Feedback,
+                "consent" => Kind::Consent,
+                _ => return None,
+            };
+            put(&mut kind, read)
+        }
+        "pilot_id" => put(&mut pilot, r.raw_str()?),
+        "participant_id" => put(&mut participant, r.string()?),
+        "occurred_at" => put(&mut occurred_at, r.raw_str()?),
+        "received_at" => put(&mut received_at, nullable(r, |r| r.raw_str())?),
+        "source" => put(&mut source, r.string()?),
+        "schema_version" => put(&mut schema_version, r.number()?),
+        "payload" if body.is_none() && later.is_none() => match kind {
+            Some(k) => put(&mut body, payload(r, k)?),
+            None => {
+                later = Some(r.position());
+                r.skip_value()
             }
-            "type" => {
-                once(&mut seen, 2)?;
-                kind = Some(match r.raw_str()? {
-                    "exposure" => Kind::Exposure,
-                    "usage" => Kind::Usage,
-                    "feedback" => Kind::Feedback,
-                    "consent" => Kind::Consent,
-                    _ => return None,
-                });
-            }
-            "pilot_id" => {
-                once(&mut seen, 4)?;
-                pilot = Some(r.raw_str()?);
-            }
-            "participant_id" => {
-                once(&mut seen, 8)?;
-                participant = Some(r.string()?);
-            }
-            "occurred_at" => {
-                once(&mut seen, 16)?;
-                occurred_at = Some(r.raw_str()?);
-            }
-            "received_at" => {
-                once(&mut seen, 32)?;
-                if let Some(t) = nullable(r, |r| r.raw_str())? {
-                    time_micros(t)?;
-                }
-            }
-            "source" => {
-                once(&mut seen, 64)?;
-                source = Some(r.string()?);
-            }
-            "schema_version" => {
-                once(&mut seen, 128)?;
-                schema_version = Some(r.number()?);
-            }
-            "payload" => {
-                once(&mut seen, 256)?;
-                match kind {
-                    Some(k) => body = Some(payload(r, k)?),
-                    None => {
-                        later = Some(r.position());
-                        r.skip_value()?;
-                    }
-                }
-            }
-            _ => return None,
-        };
-        Some(())
+        },
+        _ => None,
     })?;
     r.end()?;
     let kind = kind?;
@@ -507,6 +426,9 @@ pub fn parse(data: &[u8]) -> Option<Event<'_>> {
         (None, Some(at)) => payload(&mut r.at(at), kind)?,
         (None, None) => return None,
     };
+    if let Some(t) = received_at.flatten() {
+        time_micros(t)?;
+    }
     let (event_id, pilot, participant) = (event_id?, pilot?, participant?);
     if !matches!(schema_version, None | Some(Number::Int(1)))
         || !is_pilot_key(pilot)

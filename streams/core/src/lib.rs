@@ -49,10 +49,21 @@ type Where = (i64, u16, Key, u32);
 /// A citizen's text: (event id, pilot, participant, kind, text, UTC microseconds, [(experiment, variant)]).
 type TextRow = (String, String, String, &'static str, String, i64, Vec<(String, String)>);
 
+/// A participant's new state: where its key is in the chunk, the key, its partition, the state's JSON,
+/// and the state with its contributions (kept parsed).
+struct Changed {
+    index: usize,
+    key: Vec<u8>,
+    partition: i64,
+    bytes: Vec<u8>,
+    state: State,
+    counted: Counted,
+}
+
 #[derive(Default)]
 struct Chunk {
     fallback: Vec<usize>,
-    changed: Vec<(usize, i64, Vec<u8>, State, Counted)>,
+    changed: Vec<Changed>,
     deltas: FxHashMap<Where, [f64; 6]>,
     texts: Vec<TextRow>,
     applied: i64,
@@ -420,19 +431,17 @@ impl Core {
             };
             if self.apply(&mut chunk, partition, &mut state, &mut counted, events) {
                 let bytes = state::write(&state);
-                chunk.changed.push((index, partition, bytes, state, counted));
+                chunk.changed.push(Changed { index, key, partition, bytes, state, counted });
             }
         }
 
         let fallback: Vec<Bound<'py, PyAny>> = chunk.fallback.iter().map(|&i| key_objs[i].clone()).collect();
         let mut changed: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(chunk.changed.len());
-        for (index, partition, bytes, state, counted) in chunk.changed.drain(..) {
+        for Changed { index, key, partition, bytes, state, counted } in chunk.changed.drain(..) {
             let value = PyBytes::new(py, &bytes);
-            let key_obj = &key_objs[index];
-            let key: Vec<u8> = key_obj.downcast::<PyBytes>()?.as_bytes().to_vec();
             self.kept.put(key, Kept { raw: value.clone().unbind(), state, counted, generation: self.generation });
-            changed
-                .push(PyTuple::new(py, [key_obj.clone(), partition.into_pyobject(py)?.into_any(), value.into_any()])?);
+            let key_obj = key_objs[index].clone();
+            changed.push(PyTuple::new(py, [key_obj, partition.into_pyobject(py)?.into_any(), value.into_any()])?);
         }
         let mut deltas: Vec<Bound<'py, PyTuple>> = Vec::with_capacity(chunk.deltas.len());
         for ((partition, pilot, key, seg), vec) in chunk.deltas.drain() {

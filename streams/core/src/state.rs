@@ -291,6 +291,15 @@ fn w_int(out: &mut Vec<u8>, v: i64) {
     write!(out, "{v}").expect("writing to a Vec");
 }
 
+/// Writes `[ms, "text"]` (an exposure's time and variant, a segment value's time and value).
+fn w_timed(out: &mut Vec<u8>, ms: i64, text: &str) {
+    out.push(b'[');
+    w_int(out, ms);
+    out.push(b',');
+    w_str(out, text);
+    out.push(b']');
+}
+
 /// Writes `[item, item, ...]`, each item by `each`.
 fn w_list<T>(out: &mut Vec<u8>, items: impl IntoIterator<Item = T>, mut each: impl FnMut(&mut Vec<u8>, T)) {
     out.push(b'[');
@@ -343,15 +352,7 @@ fn w_log(out: &mut Vec<u8>, log: &Log) {
     }
     if !log.exposures.is_empty() {
         field(out, b"x");
-        w_object(out, &log.exposures, |out, items| {
-            w_list(out, items, |out, (t, v)| {
-                out.push(b'[');
-                w_int(out, *t);
-                out.push(b',');
-                w_str(out, v);
-                out.push(b']');
-            })
-        });
+        w_object(out, &log.exposures, |out, items| w_list(out, items, |out, (t, v)| w_timed(out, *t, v)));
     }
     if !log.usage.is_empty() {
         field(out, b"u");
@@ -385,13 +386,7 @@ fn w_log(out: &mut Vec<u8>, log: &Log) {
     }
     if !log.properties.is_empty() {
         field(out, b"s");
-        w_object(out, &log.properties, |out, (t, v)| {
-            out.push(b'[');
-            w_int(out, *t);
-            out.push(b',');
-            w_str(out, v);
-            out.push(b']');
-        });
+        w_object(out, &log.properties, |out, (t, v)| w_timed(out, *t, v));
     }
     if !log.seen.is_empty() {
         field(out, b"k");

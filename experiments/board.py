@@ -30,9 +30,11 @@ import orjson
 from sqlalchemy import select
 
 from experiments import models as m
-from experiments import readmodels as rm
 from experiments.adoption import Forecast
 from experiments.decisions import Recommendation
+from experiments.readmodels import catalog
+from experiments.readmodels import exposure as exposure_reads
+from experiments.readmodels import portfolio as portfolio_reads
 from experiments.registry import PilotSpec
 from experiments.results import build_results
 from experiments.store import Store, StoredExperiment, StoreError, canonical_json, now
@@ -84,10 +86,10 @@ class Evaluation:
     pilot: PilotSpec
     experiment: StoredExperiment
     results: Mapping[str, Any]
-    comparisons: tuple[rm.ReportedComparison, ...]
-    exposure: rm.Exposure
+    comparisons: tuple[exposure_reads.ReportedComparison, ...]
+    exposure: exposure_reads.Exposure
     recommendation: Recommendation
-    evidence: rm.PilotEvidence
+    evidence: portfolio_reads.PilotEvidence
     forecast: Forecast | None
     decisions: tuple[RecordedDecision, ...]
     as_of: datetime
@@ -104,7 +106,7 @@ def forecast_window(pilot_age_days: float, horizon_days: int) -> float:
     return float(min(horizon_days, max(90.0, 3 * pilot_age_days)))
 
 
-def adoption_forecast_band(evidence: rm.PilotEvidence, pilot: PilotSpec) -> Forecast | None:
+def adoption_forecast_band(evidence: portfolio_reads.PilotEvidence, pilot: PilotSpec) -> Forecast | None:
     """Returns the Bass forecast with its band on `FORECAST_POINTS` days, None when no fit could be made."""
     if evidence.forecast.parameters is None:
         return None
@@ -120,14 +122,14 @@ def evaluate(store: Store, experiment_key: str, *, as_of: datetime | None = None
     results = build_results(
         stored.spec, stored.pilot_key, store.experiment_statistics(experiment_key), store.last_update(experiment_key)
     )
-    exposure = rm.exposure(store, stored, sum(rm.units_of(results).values()), as_of=t)
-    evidence = rm.pilot_evidence(store, pilot)
-    advice = rm.recommendation(pilot, stored.spec, results, exposure, lambda: evidence.scorecard)
+    exposure = exposure_reads.exposure(store, stored, sum(exposure_reads.units_of(results).values()), as_of=t)
+    evidence = portfolio_reads.pilot_evidence(store, pilot)
+    advice = portfolio_reads.recommendation(pilot, stored.spec, results, exposure, lambda: evidence.scorecard)
     return Evaluation(
         pilot=pilot,
         experiment=stored,
         results=results,
-        comparisons=rm.comparisons(results),
+        comparisons=exposure_reads.comparisons(results),
         exposure=exposure,
         recommendation=advice,
         evidence=evidence,
@@ -258,7 +260,7 @@ def snapshot(store: Store, snapshot_id: int) -> Snapshot:
         if row is None:
             raise StoreError(f"snapshot == {snapshot_id}, no such snapshot")
         return Snapshot(
-            row.id, row.pilot_key, row.experiment_key, rm.as_utc(row.taken_at) or now(), row.digest, row.content
+            row.id, row.pilot_key, row.experiment_key, catalog.as_utc(row.taken_at) or now(), row.digest, row.content
         )
 
 
@@ -381,7 +383,7 @@ def decision_history(store: Store, pilot: str, experiment: str | None = None) ->
             members=tuple(str(name) for name in row.members),
             conditions=row.conditions,
             recorded_by=row.recorded_by,
-            at=rm.as_utc(row.at) or now(),
+            at=catalog.as_utc(row.at) or now(),
         )
         for row in rows
     )

@@ -9,7 +9,9 @@ import pandas as pd
 import streamlit as st
 
 from experiments.adoption import RetentionMatrix
-from experiments.readmodels import AdoptionDay, MonitoringPoint, Reach, VoiceFigures
+from experiments.readmodels.adoption import AdoptionDay, Reach
+from experiments.readmodels.exposure import MonitoringPoint
+from experiments.readmodels.voice import VoiceFigures
 from experiments.report import CHART_HEIGHT, AnyChart, adoption_chart, forest_chart, interval_label
 
 __all__ = [

@@ -12,9 +12,13 @@ from typing import Any
 import streamlit as st
 
 from experiments import board
-from experiments import readmodels as rm
 from experiments.adoption import BassFit, Forecast, RetentionMatrix
 from experiments.feedback import VoiceSummary
+from experiments.readmodels import adoption as adoption_reads
+from experiments.readmodels import catalog
+from experiments.readmodels import exposure as exposure_reads
+from experiments.readmodels import portfolio as portfolio_reads
+from experiments.readmodels import voice as voice_reads
 from experiments.registry import PilotSpec
 from experiments.results import experiment_results
 from experiments.settings import load_settings
@@ -47,19 +51,19 @@ def forget() -> None:
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def pilots(url: str) -> dict[str, PilotSpec]:
     """Returns every pilot's spec by key."""
-    return rm.pilot_specs(_store(url))
+    return catalog.pilot_specs(_store(url))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
 def experiments(url: str) -> tuple[StoredExperiment, ...]:
     """Returns every experiment with its status."""
-    return rm.stored_experiments(_store(url))
+    return catalog.stored_experiments(_store(url))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def portfolio(url: str) -> tuple[rm.PortfolioRow, ...]:
+def portfolio(url: str) -> tuple[portfolio_reads.PortfolioRow, ...]:
     """Returns the portfolio rows (every pilot, its experiments and their recommendations)."""
-    return rm.portfolio(_store(url))
+    return portfolio_reads.portfolio(_store(url))
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
@@ -75,7 +79,7 @@ class ExperimentView:
 
     results: dict[str, Any]
     segments: tuple[str, ...]
-    monitoring: tuple[rm.MonitoringPoint, ...]
+    monitoring: tuple[exposure_reads.MonitoringPoint, ...]
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
@@ -86,7 +90,7 @@ def experiment_view(url: str, experiment: str, segment: str, metric: str) -> Exp
     return ExperimentView(
         experiment_results(db, experiment, segment),
         tuple(s for s in db.experiment_segments(experiment) if s),
-        rm.monitoring(db, stored.spec, [metric]),
+        exposure_reads.monitoring(db, stored.spec, [metric]),
     )
 
 
@@ -94,10 +98,10 @@ def experiment_view(url: str, experiment: str, segment: str, metric: str) -> Exp
 class PilotView:
     """What the Pilot page shows of a pilot's adoption."""
 
-    series: tuple[rm.AdoptionDay, ...]
+    series: tuple[adoption_reads.AdoptionDay, ...]
     segments: tuple[str, ...]
     retention: RetentionMatrix
-    reach: tuple[rm.Reach, ...]
+    reach: tuple[adoption_reads.Reach, ...]
     fit: BassFit | None
     forecast: Forecast | None
 
@@ -111,16 +115,16 @@ def pilot_view(url: str, pilot: str, segment: str) -> PilotView:
     fit: BassFit | None = None
     forecast: Forecast | None = None
     if not segment:
-        summary = rm.adoption_summary(db, spec)
-        fit = rm.adoption_forecast(spec, summary)
+        summary = adoption_reads.adoption_summary(db, spec)
+        fit = adoption_reads.adoption_forecast(spec, summary)
         if fit.parameters is not None:
             end = board.forecast_window(summary.pilot_age_days, spec.decision.forecast_horizon_days)
             forecast = fit.forecast([end * i / (board.FORECAST_POINTS - 1) for i in range(board.FORECAST_POINTS)])
     return PilotView(
-        rm.adoption_series(db, spec, segment),
-        rm.adoption_segments(db, pilot),
-        rm.retention(db, spec, segment),
-        rm.reach(db, spec),
+        adoption_reads.adoption_series(db, spec, segment),
+        adoption_reads.adoption_segments(db, pilot),
+        adoption_reads.retention(db, spec, segment),
+        adoption_reads.reach(db, spec),
         fit,
         forecast,
     )
@@ -130,10 +134,10 @@ def pilot_view(url: str, pilot: str, segment: str) -> PilotView:
 class VoiceView:
     """What the Citizens' voice page shows of a pilot."""
 
-    figures: rm.VoiceFigures
+    figures: voice_reads.VoiceFigures
     summary: VoiceSummary
-    comments: tuple[rm.CitizenText, ...]
-    ideas: tuple[rm.CitizenText, ...]
+    comments: tuple[voice_reads.CitizenText, ...]
+    ideas: tuple[voice_reads.CitizenText, ...]
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
@@ -141,14 +145,14 @@ def voice_view(url: str, pilot: str) -> VoiceView:
     """Returns the pilot's feedback figures, themes, recent comments and ideas ranked by votes."""
     db = _store(url)
     return VoiceView(
-        rm.voice_figures(db, pilot),
-        rm.voice_summary(db, pilot),
-        rm.recent_texts(db, pilot),
-        rm.ranked_ideas(db, pilot),
+        voice_reads.voice_figures(db, pilot),
+        voice_reads.voice_summary(db, pilot),
+        voice_reads.recent_texts(db, pilot),
+        voice_reads.ranked_ideas(db, pilot),
     )
 
 
 @st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
-def voice_by_variant(url: str, pilot: str, experiment: str) -> dict[str, rm.VoiceFigures]:
+def voice_by_variant(url: str, pilot: str, experiment: str) -> dict[str, voice_reads.VoiceFigures]:
     """Returns the feedback figures of each variant of the experiment."""
-    return rm.voice_by_variant(_store(url), pilot, experiment)
+    return voice_reads.voice_by_variant(_store(url), pilot, experiment)

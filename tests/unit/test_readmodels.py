@@ -10,7 +10,11 @@ import pytest
 
 from experiments import board
 from experiments import models as m
-from experiments import readmodels as rm
+from experiments.readmodels import adoption as adoption_reads
+from experiments.readmodels import catalog
+from experiments.readmodels import exposure as exposure_reads
+from experiments.readmodels import portfolio as portfolio_reads
+from experiments.readmodels import voice as voice_reads
 from experiments.results import experiment_results
 from experiments.specs import parse_pilot_spec
 from experiments.store import UNITS, Statistic, Store
@@ -54,7 +58,7 @@ def test_history_total_at_an_hour_sums_each_partitions_latest_row_at_or_before_i
             ]
         }
     )
-    series = rm.history_series(store, "trial")
+    series = exposure_reads.history_series(store, "trial")
     assert [hour for hour, _ in series] == h
     control = [stats["converted"].get("control") for _, stats in series]
     assert [(s.n, s.sum) for s in control if s] == [(10, 3.0), (15, 4.0), (19, 6.0), (19, 6.0)]
@@ -64,21 +68,21 @@ def test_history_total_at_an_hour_sums_each_partitions_latest_row_at_or_before_i
 
 def test_the_last_hour_of_the_history_equals_the_current_aggregates_and_the_engines_result(store: Store) -> None:
     spec = seed_pilot(store, "bikes", [ExperimentPlan("trial", participants=800)], days=4, participants=200, now=NOW)
-    last = rm.history_series(store, "trial")[-1][1]
+    last = exposure_reads.history_series(store, "trial")[-1][1]
     current = store.experiment_statistics("trial")
     for metric, by_variant in current.items():
         for variant, stat in by_variant.items():
             assert last[metric][variant].n == stat.n
             assert last[metric][variant].sum == pytest.approx(stat.sum, rel=1e-9)
             assert last[metric][variant].sum_squares == pytest.approx(stat.sum_squares, rel=1e-9)
-    looks = rm.monitoring(store, spec.experiments[0], ["converted"])
+    looks = exposure_reads.monitoring(store, spec.experiments[0], ["converted"])
     final = [p for p in looks if p.hour == looks[-1].hour]
     engine = experiment_results(store, "trial")["analysis"]["comparisons"]
     row = next(r for r in engine if r["metric"] == "converted")
     assert final[0].effect == pytest.approx(row["effect"], rel=1e-9)
     assert (final[0].ci_low, final[0].ci_high) == pytest.approx((row["ci_low"], row["ci_high"]), rel=1e-9)
     assert final[0].units == sum(s.n for s in current[UNITS].values())
-    assert len({p.hour for p in looks}) <= rm.MONITORING_LOOKS
+    assert len({p.hour for p in looks}) <= exposure_reads.MONITORING_LOOKS
 
 
 def test_statistics_of_every_experiment_sum_the_partitions_like_the_store(store: Store) -> None:
@@ -91,7 +95,7 @@ def test_statistics_of_every_experiment_sum_the_partitions_like_the_store(store:
         partitions=3,
         now=NOW,
     )
-    everything = rm.experiment_statistics(store)
+    everything = exposure_reads.experiment_statistics(store)
     for key in ("trial", "other"):
         expected = store.experiment_statistics(key)
         assert everything[key].keys() == expected.keys()
@@ -114,10 +118,10 @@ def test_exposure_rate_is_measured_over_the_last_week_or_since_the_start(store: 
         }
     )
     store.set_status("paused", "stopped", actor="lab")
-    experiments = rm.stored_experiments(store)
+    experiments = catalog.stored_experiments(store)
     started = {"trial": NOW - timedelta(days=20), "young": two_days_ago, "paused": NOW - timedelta(days=20)}
     experiments = tuple(replace(e, started_at=started[e.spec.key]) for e in experiments)
-    rates = rm.exposures(store, experiments, {"trial": 500, "young": 60, "paused": 400}, as_of=NOW)
+    rates = exposure_reads.exposures(store, experiments, {"trial": 500, "young": 60, "paused": 400}, as_of=NOW)
     assert rates["trial"].units_per_day == pytest.approx((500 - 220) / 7)
     assert rates["trial"].days_to_reach == pytest.approx((4000 - 500) / ((500 - 220) / 7))
     assert rates["young"].units_per_day == pytest.approx(60 / 2)
@@ -168,7 +172,7 @@ def test_adoption_series_reach_and_retention_sum_the_partitions(store: Store) ->
             ],
         }
     )
-    series = rm.adoption_series(store, spec)
+    series = adoption_reads.adoption_series(store, spec)
     assert [(r.day, r.active, r.new, r.returning, r.cumulative_adopters) for r in series] == [
         (start, 0, 0, 0, 0),
         (d1, 8, 8, 0, 8),
@@ -176,16 +180,16 @@ def test_adoption_series_reach_and_retention_sum_the_partitions(store: Store) ->
         (d3, 6, 2, 4, 10),
     ]
     assert series[-1].cumulative_activated == 4
-    reach = {(r.segment, r.value): r.participants for r in rm.reach(store, spec)}
+    reach = {(r.segment, r.value): r.participants for r in adoption_reads.reach(store, spec)}
     assert reach[("district", "north")] == 7
     assert reach[("district", "south")] == 0
     assert reach[("district", "elsewhere")] == 1
     assert reach[("channel", "ios")] == 3
-    summary = rm.adoption_summary(store, spec)
+    summary = adoption_reads.adoption_summary(store, spec)
     assert summary.active_participants == 10
     assert summary.cumulative_adopters[-1] == (3.0, 10)
     assert ("channel", "ios", 3) in summary.active_by_segment
-    matrix = rm.retention(store, spec, as_of=monday + timedelta(days=14))
+    matrix = adoption_reads.retention(store, spec, as_of=monday + timedelta(days=14))
     assert matrix.sizes == (10,)
     assert matrix.rates[0] == pytest.approx((1.0, 0.5, 0.1))
 
@@ -235,21 +239,25 @@ def test_voice_figures_and_ideas_ranked_by_net_votes(store: Store) -> None:
             ],
         }
     )
-    figures = rm.voice_figures(store, "bikes")
+    figures = voice_reads.voice_figures(store, "bikes")
     assert figures.rating.counts == (0, 2, 0, 0, 4)
     assert figures.rating.mean == pytest.approx(24 / 6)
     assert figures.nps == pytest.approx(100 * (6 - 2) / 10)
     assert figures.sus.respondents == 3
     assert figures.sus.mean == pytest.approx(230 / 3)
     assert figures.sus.sd == pytest.approx(((17700 - 230**2 / 3) / 2) ** 0.5)
-    ideas = rm.ranked_ideas(store, "bikes")
+    ideas = voice_reads.ranked_ideas(store, "bikes")
     assert [(i.text, i.votes, i.voters) for i in ideas] == [
         ("Cargo bikes", 4, 4),
         ("Night service", 1, 3),
         ("Kids seats", 0, 0),
     ]
-    assert [c.text for c in rm.recent_texts(store, "bikes")] == ["bike lanes 0", "bike lanes 1", "bike lanes 2"]
-    summary = rm.voice_summary(store, "bikes")
+    assert [c.text for c in voice_reads.recent_texts(store, "bikes")] == [
+        "bike lanes 0",
+        "bike lanes 1",
+        "bike lanes 2",
+    ]
+    summary = voice_reads.voice_summary(store, "bikes")
     assert (summary.comment_count, summary.idea_count) == (3, 3)
     assert summary.top_ideas[0].text == "Cargo bikes"
 
@@ -264,7 +272,7 @@ def test_portfolio_recommendations_are_the_boards(store: Store) -> None:
         now=NOW,
     )
     store.apply_pilot(parse_pilot_spec(pilot_yaml("later", (ExperimentPlan("draft-one"),), start=TODAY)), start=False)
-    rows = {row.key: row for row in rm.portfolio(store, as_of=NOW)}
+    rows = {row.key: row for row in portfolio_reads.portfolio(store, as_of=NOW)}
     assert set(rows) == {"bikes", "later"}
     for e in rows["bikes"].experiments:
         ev = board.evaluate(store, e.key, as_of=NOW)

@@ -14,8 +14,9 @@ import orjson
 import pytest
 
 from experiments import models as m
-from experiments import readmodels as rm
 from experiments.attribution import to_ms
+from experiments.readmodels import adoption as adoption_reads
+from experiments.readmodels import exposure as exposure_reads
 from experiments.registry import PilotSpec
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
@@ -124,7 +125,7 @@ def test_after_a_rebuild_the_store_holds_only_the_figures_that_still_exist(store
     worker.flush()
     day0, day1 = DAY.date(), (DAY + timedelta(days=1)).date()
     assert adoption_rows(store)[(day0, "")] == (1, 1)
-    assert rm.adoption_segments(store, "lab") == ("district:north", "district:south")
+    assert adoption_reads.adoption_segments(store, "lab") == ("district:north", "district:south")
 
     worker.registry_changed(replace(SPEC, consent="required") if change == "consent" else replace(SPEC, segments=()))
     worker.flush()
@@ -132,15 +133,15 @@ def test_after_a_rebuild_the_store_holds_only_the_figures_that_still_exist(store
     if change == "consent":
         # p1's day is no longer anyone's: no participant is counted active on it.
         assert adoption_rows(store) == {(day1, ""): (1, 1), (day1, "district:south"): (1, 1)}
-        assert rm.adoption_segments(store, "lab") == ("district:south",)
+        assert adoption_reads.adoption_segments(store, "lab") == ("district:south",)
     else:
         assert adoption_rows(store) == {(day0, ""): (1, 1), (day1, ""): (1, 1)}
-        assert rm.adoption_segments(store, "lab") == ()
+        assert adoption_reads.adoption_segments(store, "lab") == ()
     # The experiment's figures, the retention cohorts and the feedback are rewritten the same way.
     assert worker.proc.aggregates.everything() == {0: held(store)}
     # The experiment's history ends on the current figures: under `required` consent p1's exposure
     # no longer counts, and variant a's statistics end at zero.
-    (_, last), *_ = reversed(rm.history_series(store, "exp"))
+    (_, last), *_ = reversed(exposure_reads.history_series(store, "exp"))
     units = 0 if change == "consent" else 1
     assert {(k, v): s.n for k, by_v in last.items() for v, s in by_v.items()} == {
         ("$units", "a"): units,
@@ -198,9 +199,11 @@ def test_a_failed_write_keeps_the_rebuilt_partitions_and_the_erasures_for_the_ne
     monkeypatch.setattr(store, "write_rows", fail_once)
     worker.flush()
     assert worker.sink.failures == 1
-    assert rm.adoption_segments(store, "lab") == ("district:north",) and texts_of(store) == [("p1", "More bikes")]
+    assert adoption_reads.adoption_segments(store, "lab") == ("district:north",) and texts_of(store) == [
+        ("p1", "More bikes")
+    ]
     worker.flush()
-    assert rm.adoption_segments(store, "lab") == () and texts_of(store) == []
+    assert adoption_reads.adoption_segments(store, "lab") == () and texts_of(store) == []
     assert worker.proc.aggregates.everything() == {0: held(store)}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from experiments.readmodels import comparisons, units_of
+from experiments.readmodels.exposure import comparisons, units_of
 from experiments.report import describe, metric_roles
 from ui import auth, charts, data
 from ui.format import count, days, share

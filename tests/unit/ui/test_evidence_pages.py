@@ -7,7 +7,9 @@ import math
 import pytest
 
 from experiments import board
-from experiments import readmodels as rm
+from experiments.readmodels import adoption as adoption_reads
+from experiments.readmodels import catalog
+from experiments.readmodels import voice as voice_reads
 from experiments.report import describe, signed
 from experiments.results import experiment_results
 from experiments.store import Store
@@ -99,25 +101,25 @@ def test_experiment_page_segments_show_the_segments_results(console: str, store:
 def test_pilot_page_shows_adoption_retention_and_reach(console: str, store: Store) -> None:
     at = open_page(signed_in("board"), "pilot")
     at.selectbox(key="pilot_choice").select("bike-share").run()
-    spec = rm.pilot_specs(store)["bike-share"]
-    series = rm.adoption_series(store, spec)
+    spec = catalog.pilot_specs(store)["bike-share"]
+    series = adoption_reads.adoption_series(store, spec)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Participants so far"] == f"{series[-1].cumulative_adopters:,}"
-    fit = rm.adoption_forecast(spec, rm.adoption_summary(store, spec))
+    fit = adoption_reads.adoption_forecast(spec, adoption_reads.adoption_summary(store, spec))
     assert fit.market_potential is not None
     assert any(f"market potential m = {fit.market_potential.value:,.0f}" in c.value for c in at.caption)
-    retention = rm.retention(store, spec)
+    retention = adoption_reads.retention(store, spec)
     assert any(f"week 1: {retention.average()[1] * 100:.0f} %" in c.value for c in at.caption)
     assert len(at.get("vega_lite_chart")) >= 5
     at.selectbox[1].select("district:north").run()
-    north = rm.adoption_series(store, spec, "district:north")
+    north = adoption_reads.adoption_series(store, spec, "district:north")
     assert {m.label: m.value for m in at.metric}["Participants so far"] == f"{north[-1].cumulative_adopters:,}"
 
 
 def test_voice_page_shows_nps_sus_ratings_comments_and_ideas_by_votes(console: str, store: Store) -> None:
     at = open_page(signed_in("lab"), "voice")
     at.selectbox(key="pilot_choice").select("bike-share").run()
-    figures = rm.voice_figures(store, "bike-share")
+    figures = voice_reads.voice_figures(store, "bike-share")
     metrics = {m.label: m.value for m in at.metric}
     assert figures.nps is not None and figures.sus.mean is not None and figures.rating.mean is not None
     assert metrics["Net Promoter Score"] == f"{figures.nps:+.0f}"
@@ -127,9 +129,9 @@ def test_voice_page_shows_nps_sus_ratings_comments_and_ideas_by_votes(console: s
     tables = {tuple(d.value.columns): d.value for d in at.dataframe}
     ideas = tables[("Idea", "Net votes", "Voters", "Proposed")]
     assert list(ideas["Net votes"]) == sorted(ideas["Net votes"], reverse=True)
-    assert list(ideas["Idea"]) == [i.text for i in rm.ranked_ideas(store, "bike-share")]
+    assert list(ideas["Idea"]) == [i.text for i in voice_reads.ranked_ideas(store, "bike-share")]
     comments = tables[("When", "Comment")]
-    assert list(comments["Comment"]) == [c.text for c in rm.recent_texts(store, "bike-share")]
+    assert list(comments["Comment"]) == [c.text for c in voice_reads.recent_texts(store, "bike-share")]
     by_variant = tables[("Variant", "NPS", "NPS respondents", "Rating", "Ratings", "SUS", "SUS respondents")]
-    expected = rm.voice_by_variant(store, "bike-share", "onboarding")
+    expected = voice_reads.voice_by_variant(store, "bike-share", "onboarding")
     assert list(by_variant["NPS"]) == pytest.approx([f.nps for f in expected.values()])

@@ -15,7 +15,7 @@ JARS   := infra/kafka/target/dependency/.complete
 NATIVE := build/native/manifest.json
 NATIVE_SOURCES := $(shell find experiments streams -name '*.py' -o -name '*.rs' -o -name Cargo.toml -o -name Cargo.lock)
 
-.PHONY: demo test bench lint install native system-deps kafka-jars gbstats-fixtures clean
+.PHONY: demo test bench lint install native system-deps kafka-jars gbstats-fixtures catalogs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,10 @@ test: system-deps $(STAMP) $(NATIVE) $(JARS) lint
 
 bench: $(STAMP) $(NATIVE) $(JARS)
 	$(BIN)/python -m benchmarks.run
+
+# Adds the sources' new messages to the French and English catalogs (experiments/locale/), translations kept.
+catalogs: $(STAMP)
+	$(BIN)/python tools/catalogs.py update
 
 gbstats-fixtures:
 	test -x .venv-gbstats/bin/python || ($(PYTHON) -m venv .venv-gbstats && .venv-gbstats/bin/pip install -q -r tools/gbstats/requirements.txt)

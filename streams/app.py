@@ -20,9 +20,6 @@ from typing import Any
 
 import faust
 
-import streams.processor
-from experiments.native import compiled
-from experiments.native import core as native_core
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
 from streams.delivery import BatchApp, Records
@@ -128,9 +125,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     changelog = participants.changelog_topic.get_topic_name()
     store = Store(settings.database_url)
-    processor = Processor(
-        Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000, core=native_core(LIVE_STATES)
-    )
+    processor = Processor(Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000)
     sink = Sink(store)
     live = LiveStates(LIVE_STATES)
     source_names = set(topics.partitioned)
@@ -187,29 +182,19 @@ def create_app(settings: Settings) -> faust.App:
         # timers), so a large fetch never holds the loop for long.
         groups = by_participant(batch)
         keys = list(groups)
-        store: dict[bytes, bytes] = participants.data.data  # type: ignore[attr-defined]
         for start in range(0, len(keys), CHUNK_PARTICIPANTS):
-            # First the participants the native core takes (all but those with an invalid record,
-            # an erasure or an event to refuse), in this turn of the loop; then the others.
-            fast, changed, rest = processor.process_fast(
-                store, groups, keys[start : start + CHUNK_PARTICIPANTS], erasure_topic
-            )
-            sink.keep_texts(fast.texts)
-            chunk = decoded_chunk(groups, rest, erasure_topic)
+            chunk = decoded_chunk(groups, keys[start : start + CHUNK_PARTICIPANTS], erasure_topic)
             now = time.monotonic()
             if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and processor.registry.refers_to_unknown(chunk):
                 last_unknown_reload = now
-                # The states already written reach the changelog before the loop turns.
-                await asyncio.shield(app.send_records(changelog, changed))
-                changed = []
                 await reload_registry()
-            outcome, slow = apply(chunk)
+            outcome, changed = apply(chunk)
             forget_events(chunk)
             # To the changelog, past faust's table API, whose buffer sends one record per loop turn
             # (about 200 µs each, measured); faust flushes the producer before it commits offsets.
             # Shielded: a rebalance cancelling the batch cannot stop a state in the store from
             # reaching the changelog.
-            await asyncio.shield(app.send_records(changelog, changed + slow))
+            await asyncio.shield(app.send_records(changelog, changed))
             for value in outcome.dead_letters:
                 await dead_letters.send(key=None, value=value)
         processor.end_batch()
@@ -242,15 +227,6 @@ def create_app(settings: Settings) -> faust.App:
         gc.freeze()
         gc.disable()
         log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
-        if compiled(streams.processor):
-            log.info("processor compiled (build/native)")
-        else:
-            # Slower (README, Benchmarks): said at the worker's default level.
-            log.warning("processor as Python: no build of the current sources in build/native (make native)")
-        if processor.core is not None:
-            log.info("native core in use (build/native)")
-        else:
-            log.warning("no native core: every record decoded and applied in Python (make native)")
 
     return app
 

@@ -166,8 +166,8 @@ class BatchConsumer(aiokafka_driver.Consumer):
         if monotonic() - began > self.commit_interval or len(batch) >= self.commit_after_records:
             # The timer's commits during a long batch found nothing new to commit, and the next is up
             # to an interval away; a large batch (a backlog's fetch) is as much work to read again
-            # after a crash, done in less than the interval by the native core: commit either now,
-            # beside the next batch, rather than up to an interval later.
+            # after a crash: commit either now, beside the next batch, rather than up to an interval
+            # later.
             self.add_future(self.commit())
 
     def _made(self, app: BatchApp, tp: TP, records: list[ConsumerRecord[bytes, bytes]]) -> list[Any]:

@@ -4,7 +4,6 @@ every metric type, daily adoption and citizen feedback."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
 
 from experiments import models as m
-from experiments import native
 from experiments.specs import parse_pilot_spec
 from services.simulator.citizens import BEHAVIOURS, generate
 from services.simulator.truth import expected
@@ -77,12 +75,6 @@ def test_worker_killed_twice_with_sigkill_ends_equal_to_the_truth(stack: Stack) 
     # The records reached the processor as the worker's fetcher makes them (streams/delivery.py), not
     # through aiokafka's ConsumerRecords (what a change of aiokafka's fetcher would bring back).
     assert not any("came as ConsumerRecords" in log for log in logs)
-    # The workers ran the processor's compiled build, the one `make` makes for the suite (a worker
-    # starting from another directory or interpreter would fall back to the Python modules).
-    if not os.environ.get(native.PURE_ENV):
-        assert all("processor compiled (build/native)" in log for log in logs)
-        # And the native core (streams/core), which cargo builds beside it.
-        assert all("native core in use (build/native)" in log for log in logs)
 
 
 def test_two_workers_in_one_group_equal_one_worker_and_the_truth(stack: Stack) -> None:
@@ -206,11 +198,7 @@ def test_a_processing_error_stops_the_worker_and_a_restarted_worker_counts_every
     # A batch fails half-way (some participants' deltas already in the aggregates): the worker must
     # stop rather than skip the batch, and commit none of it, so the next run counts every event once.
     marker = tmp_path / "failed"
-    # The failure is injected by replacing a method of the processor, which the compiled build's own
-    # calls never see (mypyc calls a native class's methods directly): this worker runs it as Python.
-    # What is under test, how the worker stops and what it commits, is the app's (streams/app.py,
-    # delivery.py), never compiled.
-    inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker), RHIZOME_PURE_PYTHON="1")
+    inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker))
     events = simulated(participants=300, seed=31)
     key = stack.apply(SPEC)
     stack.start_ingest()
@@ -220,7 +208,7 @@ def test_a_processing_error_stops_the_worker_and_a_restarted_worker_counts_every
     stack.wait(lambda: worker.poll() is not None, 120, what="the failing worker to stop")
     assert worker.returncode != 0 and marker.exists()
     log = next(stack.tmp.glob("worker-*.log")).read_text(errors="replace")
-    assert "injected processing failure" in log and "processor as Python" in log
+    assert "injected processing failure" in log
     stack.start_worker()
     stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
     assert_exact(stack, events, timeout=60)

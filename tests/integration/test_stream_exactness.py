@@ -145,7 +145,7 @@ BatchConsumer._ack_offsets = ack_offsets
 """
 
 
-def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends_exact(
+def test_a_partition_that_stops_committing_makes_the_worker_unhealthy_and_replaced_and_ends_exact(
     stack: Stack, tmp_path: Path
 ) -> None:
     marker = tmp_path / "acks-lost"
@@ -167,8 +167,10 @@ def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends
     stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
     assert marker.exists()  # the fault did happen
     assert_exact(stack, events, timeout=60)
+    # Replaced by its supervisor once its /healthz said why, three checks in a row.
     restarts = stack.restarts()
-    assert len(restarts) == 1 and f"{usage}/0 at 20 of " in restarts[0], restarts
+    assert len(restarts) == 1, restarts
+    assert restarts[0].startswith("unhealthy, 3 checks in a row: ") and f"{usage}/0 at 20 of " in restarts[0]
 
 
 FAIL_ONCE = """
@@ -192,26 +194,26 @@ processor.Processor.process = process
 """
 
 
-def test_a_processing_error_stops_the_worker_and_a_restarted_worker_counts_every_event(
-    stack: Stack, tmp_path: Path
-) -> None:
+def test_a_processing_error_stops_the_worker_and_its_restart_counts_every_event(stack: Stack, tmp_path: Path) -> None:
     # A batch fails half-way (some participants' deltas already in the aggregates): the worker must
-    # stop rather than skip the batch, and commit none of it, so the next run counts every event once.
+    # stop rather than skip the batch, and commit none of it, so the next run (its supervisor's
+    # restart) counts every event once.
     marker = tmp_path / "failed"
     inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker))
+    stack.expect_restarts = True
     events = simulated(participants=300, seed=31)
     key = stack.apply(SPEC)
     stack.start_ingest()
-    worker = stack.start_worker()
-    stack.killed.add(worker.pid)  # its exit is the behaviour under test
+    stack.start_worker()
     stack.post(key, events, batch=500)
-    stack.wait(lambda: worker.poll() is not None, 120, what="the failing worker to stop")
-    assert worker.returncode != 0 and marker.exists()
+    restarts = stack.wait(stack.restarts, 120, what="the failing worker to stop and be restarted")
+    assert len(restarts) == 1 and restarts[0].startswith("exited with code ") and marker.exists(), restarts
+    assert restarts[0] != "exited with code 0"
     log = next(stack.tmp.glob("worker-*.log")).read_text(errors="replace")
     assert "injected processing failure" in log
-    stack.start_worker()
     stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
     assert_exact(stack, events, timeout=60)
+    assert len(stack.restarts()) == 1
 
 
 def _rewind(admin: KafkaAdminClient, group: str, parts: list[TopicPartition]) -> bool:

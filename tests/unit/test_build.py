@@ -3,6 +3,7 @@ made by `make`, ignored by git, and `make clean` deletes nothing else."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -19,9 +20,17 @@ def git(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
 
 
+def make_plan(*args: str) -> str:
+    """Returns what `make -n ARGS` prints, as a top-level make would (not the one running `make test`)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def cleaned() -> list[str]:
     """Returns the paths `make clean` deletes, as make would run it."""
-    recipe = subprocess.run(["make", "-n", "clean"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    recipe = make_plan("clean")
     words = shlex.split(recipe)
     assert words[:2] == ["rm", "-rf"], f"make clean runs {recipe!r}, expected one `rm -rf PATH...`"
     return words[2:]
@@ -49,7 +58,7 @@ def test_no_binary_or_second_implementation_is_tracked() -> None:
 def test_the_kafka_jars_are_ignored_and_fetched_by_make() -> None:
     assert git("check-ignore", "--no-index", "-q", "infra/kafka/target/dependency/kafka_2.13-4.4.0.jar").returncode == 0
     # test, demo and bench depend on the jars' target, which fetches them with Maven.
-    plan = subprocess.run(["make", "-n", "-p", "test"], cwd=ROOT, capture_output=True, text=True, check=False).stdout
+    plan = make_plan("-p", "kafka-jars")
     for goal in ("test", "demo", "bench"):
         prerequisites = re.search(rf"^{goal}: (.*)$", plan, re.MULTILINE)
         assert prerequisites and "infra/kafka/target/dependency/.complete" in prerequisites[1], goal

@@ -237,7 +237,10 @@ class Supervisor:
             with self._lock:
                 children = [c for c in self.children if not c.released and c.gave_up is None]
             for child in children:
-                self._tend(child)
+                try:
+                    self._tend(child)
+                except Exception as exc:  # one child's trouble (its log unwritable, ...) stops no supervision
+                    self.say(f"supervisor: {child.name}: {exc!r}")
 
     def _tend(self, child: Supervised) -> None:
         now = time.monotonic()

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -128,8 +129,7 @@ class Supervised:
         if self.proc is not None and not self._answered and not self.health_port:
             self._port = free_loopback_port()
         self._next_start = None
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
+        with private_log(self.log) as out:
             self.proc = subprocess.Popen(
                 self.cmd,
                 env={**self.env, HEALTH_PORT_ENV: str(self._port)},
@@ -295,6 +295,13 @@ class Supervisor:
         self.say(f"supervisor: restarting {child.name} (pid {proc.pid}) in {delay:.1f} s: {reason}")
 
 
+def private_log(path: Path) -> BinaryIO:
+    """Returns a process's log opened for appending; created readable by its owner only (0600, in a
+    0700 folder), as a log may quote what citizens sent."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
 def free_loopback_port() -> int:
     """Returns a TCP port free on the loopback interface now (a worker that cannot bind it after all
     exits, and is restarted on another)."""
@@ -365,9 +372,8 @@ class Platform:
 
     def spawn(self, name: str, cmd: list[str]) -> Child:
         logs = self.settings.state_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
         log = logs / f"{name}.log"
-        with log.open("ab") as out:
+        with private_log(log) as out:
             proc = subprocess.Popen(
                 cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )

@@ -78,7 +78,7 @@ def create_app(settings: Settings, health: WorkerHealth | None = None) -> faust.
     metrics = health.metrics
     topics = Topics(settings.namespace)
     datadir = settings.state_dir / "worker"
-    datadir.mkdir(parents=True, exist_ok=True)
+    datadir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = BatchApp(
         settings.namespace,
         broker=f"kafka://{settings.kafka_bootstrap}",

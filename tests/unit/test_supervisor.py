@@ -69,7 +69,7 @@ class StandIns:
     def start(self, **env: str) -> Supervised:
         environ = dict(os.environ, RUNS=str(self.runs), SICK=str(self.sick), **env)
         return self.supervisor.start(
-            "stand-in", [sys.executable, "-c", STAND_IN], log=self.tmp / "stand-in.log", env=environ
+            "stand-in", [sys.executable, "-c", STAND_IN], log=self.tmp / "logs" / "stand-in.log", env=environ
         )
 
     def pids(self) -> list[int]:
@@ -148,3 +148,6 @@ def test_a_released_worker_is_not_restarted_and_stop_ends_the_others(stand_ins: 
     assert released.restarts == [] and kept.restarts == []
     assert not running.is_running() or running.status() == psutil.STATUS_ZOMBIE
     assert len(stand_ins.pids()) == 2
+    # Both appended to one log, which only its owner may read.
+    log = stand_ins.tmp / "logs" / "stand-in.log"
+    assert (log.stat().st_mode & 0o777, log.parent.stat().st_mode & 0o777) == (0o600, 0o700)

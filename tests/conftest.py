@@ -82,7 +82,7 @@ def stack(tmp_path: Path, kafka_bootstrap: str, sqlite_url: str) -> Iterator[Sta
         yield s
     finally:
         s.stop()
-        # A watchdog restart keeps the figures exact, so the test may pass: it is shown, not hidden.
+        # A supervisor's restart keeps the figures exact, so the test may pass: it is shown, not hidden.
         if not s.expect_restarts:
             for reason in s.restarts():
-                warnings.warn(f"a worker's watchdog restarted it: {reason}", RuntimeWarning, stacklevel=1)
+                warnings.warn(f"a worker's supervisor restarted it: {reason}", RuntimeWarning, stacklevel=1)

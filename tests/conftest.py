@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from experiments.settings import load_settings
 from experiments.store import Store
@@ -21,6 +22,10 @@ from services.broker import LocalBroker
 from tests.support.ports import free_ports
 from tests.support.postgres import PostgresServer
 from tests.support.stack import Stack
+
+# Property tests check what is true, never how fast: no example fails for taking long on a busy machine.
+hypothesis_settings.register_profile("rhizome", deadline=None)
+hypothesis_settings.load_profile("rhizome")
 
 
 @pytest.fixture(scope="session")

@@ -71,8 +71,8 @@ HEALTH_PORT_ENV = "RHIZOME_WORKER_HEALTH_PORT"
 class Supervised:
     """A worker the supervisor keeps running: its command line and its current run (`proc`, the last
     one while a restart waits for its backoff). Its runs serve their health on `health_port`, or, when that
-    is 0, on a port found free (given to them in their environment), the same for every run but after
-    one that exited without ever answering (it may have found the port taken)."""
+    is 0, on a port found free (given to them in their environment): the same for every run, so the
+    address printed at start stays right, unless another process took it meanwhile."""
 
     def __init__(
         self,
@@ -125,9 +125,12 @@ class Supervised:
     def health_url(self) -> str:
         return f"http://{self.health_host}:{self._port}/healthz"
 
-    def spawn(self, now: float) -> None:
-        if self.proc is not None and not self._answered and not self.health_port:
+    def spawn(self, now: float) -> str | None:
+        """Starts a run; returns a note when its health moved to another port, else None."""
+        note = None
+        if self.proc is not None and not self.health_port and not loopback_port_free(self._port):
             self._port = free_loopback_port()
+            note = f"{self.name}'s health port was taken by another process: now {self.health_url}"
         self._next_start = None
         with private_log(self.log) as out:
             self.proc = subprocess.Popen(
@@ -143,6 +146,7 @@ class Supervised:
         self._answered = False
         self._failed_checks = 0
         self._next_check = now
+        return note
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float, sig: int = signal.SIGTERM) -> None:
@@ -248,7 +252,9 @@ class Supervisor:
             if now >= child._next_start:
                 with self._lock:
                     if not child.released and not self._stopping.is_set():
-                        child.spawn(now)
+                        note = child.spawn(now)
+                        if note:
+                            self.say(f"supervisor: {note}")
             return
         assert child.proc is not None
         code = child.proc.poll()
@@ -300,6 +306,17 @@ def private_log(path: Path) -> BinaryIO:
     0700 folder), as a log may quote what citizens sent."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     return os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+
+
+def loopback_port_free(port: int) -> bool:
+    """Whether a server could listen on `port` of the loopback interface now."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def free_loopback_port() -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import socket
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -151,3 +152,38 @@ def test_a_released_worker_is_not_restarted_and_stop_ends_the_others(stand_ins: 
     # Both appended to one log, which only its owner may read.
     log = stand_ins.tmp / "logs" / "stand-in.log"
     assert (log.stat().st_mode & 0o777, log.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+
+
+def _bound(sock: socket.socket, port: int) -> bool:
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    return True
+
+
+def test_a_restarted_worker_keeps_its_health_address_unless_another_process_took_it(tmp_path: Path) -> None:
+    stand_ins = StandIns(tmp_path, replace(QUICK, backoff=1.0, backoff_max=1.0))  # time to take its port
+    try:
+        worker = stand_ins.start(START="0.3")
+        wait_until(stand_ins.pids, 30, 0.05, what="the first run")
+        first_url = worker.health_url
+        port = int(first_url.split(":")[2].split("/")[0])
+        # Killed before it ever answered: the next run serves the same address, the one printed at start.
+        os.kill(stand_ins.pids()[0], signal.SIGKILL)
+        wait_until(lambda: len(stand_ins.pids()) == 2, 30, 0.05, what="the second run")
+        wait_until(lambda: worker.answered, 30, 0.05, what="the second run to answer")
+        assert worker.health_url == first_url
+        # Another process listens on that port meanwhile: the next run moves, and the supervisor says where.
+        with socket.socket() as squatter:
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past its closed connections
+            os.kill(stand_ins.pids()[1], signal.SIGKILL)
+            wait_until(lambda: _bound(squatter, port), 30, 0.01, what="the port to be free")
+            squatter.listen()
+            wait_until(lambda: len(stand_ins.pids()) == 3, 30, 0.05, what="the third run")
+            wait_until(lambda: worker.answered, 30, 0.05, what="the third run to answer")
+        assert worker.health_url != first_url
+        note = f"supervisor: stand-in's health port was taken by another process: now {worker.health_url}"
+        assert note in stand_ins.said
+    finally:
+        stand_ins.supervisor.stop()

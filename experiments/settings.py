@@ -14,6 +14,7 @@ import secrets
 import sys
 import tomllib
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from typing import Any
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_INGEST_PORT = 8700
 DEFAULT_CONSOLE_PORT = 8501
+#: How long before the time it was received an event may be dated: a little over a year, so a pilot's
+#: yearly figures can be backfilled while a mistyped year (0004, 1926) is refused.
+DEFAULT_EVENT_MAX_AGE_DAYS = 400
+#: The longest maximum age the settings take (a century): every time the worker accepts stays well
+#: inside what UTC and the store can hold.
+EVENT_MAX_AGE_DAYS_LIMIT = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +57,13 @@ class Settings:
     #: How long a worker may make no progress (a table recovery, or the commits of a partition with
     #: records waiting) before its watchdog restarts it.
     worker_stall_seconds: int
+    #: How long before the time it was received (`received_at`, else the clock) an event may be
+    #: dated; older events are refused by the ingest API and the SDK, dead-lettered by the worker.
+    event_max_age_days: int
+
+    @property
+    def event_max_age(self) -> timedelta:
+        return timedelta(days=self.event_max_age_days)
 
     @property
     def kafka_dir(self) -> Path:
@@ -107,6 +121,12 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         except ValueError:
             raise ValueError(f"RHIZOME_{name.upper()} == {raw!r}, must be an integer.") from None
 
+    def get_bounded(name: str, default: int, most: int) -> int:
+        value = get_int(name, default)
+        if not 1 <= value <= most:
+            raise ValueError(f"RHIZOME_{name.upper()} == {value!r}, must be from 1 to {most}.")
+        return value
+
     state_dir = Path(get("state_dir", ".rhizome") or ".rhizome").resolve()
     kafka_port = get_int("kafka_port", DEFAULT_KAFKA_PORT)
     bootstrap = get("kafka_bootstrap")
@@ -128,4 +148,5 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         topic_replication=get_int("topic_replication", 1),
         kafka_heap=get("kafka_heap", "768m") or "768m",
         worker_stall_seconds=get_int("worker_stall_seconds", 60),
+        event_max_age_days=get_bounded("event_max_age_days", DEFAULT_EVENT_MAX_AGE_DAYS, EVENT_MAX_AGE_DAYS_LIMIT),
     )

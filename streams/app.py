@@ -129,9 +129,12 @@ def create_app(settings: Settings) -> faust.App:
     changelog = participants.changelog_topic.get_topic_name()
     store = Store(settings.database_url)
     processor = Processor(
-        Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000, core=native_core(LIVE_STATES)
+        Registry.of(store.pilot_runtimes()),
+        grace_ms=settings.grace_seconds * 1000,
+        core=native_core(LIVE_STATES),
+        max_age=settings.event_max_age,
     )
-    sink = Sink(store)
+    sink = Sink(store, lambda value: dead_letters.send(key=None, value=value))
     live = LiveStates(LIVE_STATES)
     source_names = set(topics.partitioned)
     erasure_topic = topics.erasure

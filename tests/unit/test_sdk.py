@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -446,8 +446,12 @@ def shared_client(ingest: Ingest) -> Iterator[RhizomeClient]:
         yield c
 
 
+#: Any text the contract takes as a participant id: no control character, no lone surrogate.
+opaque_ids = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=60)
+
+
 @settings(max_examples=200, deadline=None)
-@given(participant=st.text(min_size=1, max_size=60) | st.emails() | st.from_regex(r"\+?[0-9 ]{9,14}", fullmatch=True))
+@given(participant=opaque_ids | st.emails() | st.from_regex(r"\+?[0-9 ]{9,14}", fullmatch=True))
 def test_variant_of_any_id_is_the_rule_applied_to_its_pseudonym(
     ingest: Ingest, shared_client: RhizomeClient, participant: str
 ) -> None:
@@ -557,6 +561,16 @@ def test_the_secret_comes_from_the_settings_when_not_given(
         (lambda c: c.feedback("p-1", "vote"), "payload.target"),
         (lambda c: c.feedback("p-1", "review", text="nice"), "payload.kind"),
         (lambda c: c.consent("p-1", True, scope="s" * 200), "payload.scope"),
+        # The contract's bounds (issue 24): the SDK refuses what the ingest API would.
+        (lambda c: c.track("p-\x00", "ride"), "participant"),
+        (lambda c: c.track("p-1", "ride", 1e200), "payload.value"),
+        (lambda c: c.track("p-1", "ride", session_id="s\n1"), "payload.session_id"),
+        (lambda c: c.feedback("p-1", "comment", text="nul \x00 byte"), "payload.text"),
+        (lambda c: c.feedback("p-1", "vote", target="x" * 41), "payload.target"),
+        (lambda c: c.feedback("p-1", "sus", answers=[3] * 11), "payload.answers"),
+        (lambda c: c.feedback("p-1", "rating", score=4, title="A title"), "payload.title"),
+        (lambda c: c.track("p-1", "ride", occurred_at=datetime(4, 1, 1, tzinfo=UTC)), "occurred_at"),
+        (lambda c: c.track("p-1", "ride", occurred_at=datetime.now(UTC) + timedelta(hours=1)), "occurred_at"),
     ],
 )
 def test_a_bad_call_raises_value_error_naming_the_field(
@@ -566,3 +580,9 @@ def test_a_bad_call_raises_value_error_naming_the_field(
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         call(client)
     assert client.stats().buffered == 0
+
+
+def test_a_source_the_contract_refuses_is_refused_when_the_client_is_made(ingest: Ingest) -> None:
+    for source in ("", "app\n1.0", "x" * 129):
+        with pytest.raises(ValueError, match="source"):
+            RhizomeClient(ingest.url, ingest.api_key, source=source, startup_timeout=0)

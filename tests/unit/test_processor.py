@@ -464,6 +464,28 @@ def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:
 
 
 @pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"kind": "comment", "text": "nul \x00 byte"}, "payload.text"),
+        ({"kind": "vote", "target": "x" * 41}, "payload.target"),
+        ({"kind": "sus", "answers": [3] * 11}, "payload.answers"),
+        ({"kind": "idea", "text": "Maps", "title": "T" * 201}, "payload.title"),
+        ({"kind": "nps", "score": 1e200}, "payload.score"),
+    ],
+)
+def test_a_record_written_to_kafka_directly_out_of_the_contract_goes_to_the_dead_letters(
+    payload: dict[str, Any], field: str
+) -> None:
+    """The ingest API refuses these with 422; a producer writing to Kafka directly meets the same
+    contract in the worker, which sends the record to the dead letters with the field and the reason."""
+    bad = ev("feedback", "p1", payload, 0)
+    outcome = run(processor(), [ev("consent", "p1", {"granted": True}, 0), bad])
+    [letter] = [orjson.loads(d) for d in outcome.dead_letters]
+    assert letter["field"] == field and letter["reason"].startswith(f"invalid event: {field}: must ")
+    assert letter["event"]["event_id"] == bad["event_id"] and outcome.applied == 1
+
+
+@pytest.mark.parametrize(
     ("number", "why"),
     [
         (b"NaN", "(event): is not valid JSON"),

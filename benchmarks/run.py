@@ -1,8 +1,9 @@
 """`make bench`: every benchmark, each figure beside its baseline measured in the same run.
 
 Runs the stats engine against gbstats (bench_stats), the backbone against a bare kafka-python
-producer and a bare aiokafka consumer (bench_pipeline), and the console's page render times
-(bench_console); their JSON lands in bench-output/, and a summary in bench-output/summary.md.
+producer and a bare aiokafka consumer (bench_pipeline), the event contract's decoding and the ingest
+API's memory under wrong keys (bench_ingest), and the console's page render times (bench_console);
+their JSON lands in bench-output/, and a summary in bench-output/summary.md.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output"
-BENCHES = ("bench_stats", "bench_pipeline", "bench_console")
+BENCHES = ("bench_stats", "bench_pipeline", "bench_ingest", "bench_console")
 
 
 def main() -> int:
@@ -25,7 +26,7 @@ def main() -> int:
         if subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT) != 0:
             failed.append(name)
     lines = ["# Rhizome benchmarks", ""]
-    for name in ("stats", "pipeline", "console"):
+    for name in ("stats", "pipeline", "ingest", "console"):
         path = OUT / f"{name}.json"
         if path.exists():
             lines += [f"## {name}", "", "```json", json.dumps(json.loads(path.read_text()), indent=2), "```", ""]

@@ -12,9 +12,9 @@ A row the database refuses for its data (`experiments.store.ROW_REFUSED`: a NUL 
 that slipped past the contract) never blocks the others, nor is it tried again: the store writes the
 rest. A refused text goes to the dead-letter topic with the database's reason, as an event the stream
 could not take would: it is a citizen's input, kept for someone to look at. A refused figure is
-logged and dropped: it is derived from events the states keep (a rebuild counts it again), carries
-nothing a person could correct, and would be refused again the same way. A figure that is not a
-finite number is never written (logged and dropped likewise).
+logged and dropped from the write: it is derived from events the states keep, carries nothing a
+person could correct, and trying it again would meet the same refusal (it is written again only
+when it changes). A figure that is not a finite number is never written (logged and dropped likewise).
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ topic names and the Kafka helpers the services share.
 Imports no faust. Every check of an event is stated here once, as the structs' types and constraints
 (msgspec checks them while it reads the JSON) or in `FeedbackPayload.__post_init__` (the rules by
 kind); the JSON Schema the ingest API publishes is generated from the same structs (`event_schema`).
-The bounds on event times need the time an event was received and the deployment's maximum age, so
-they are a function of their own (`time_refusal`), applied by the ingest, the SDK and the worker.
+The bounds on event times need the time an event was received and the deployment's maximum age
+(`Settings.event_max_age`, default `DEFAULT_EVENT_MAX_AGE_DAYS`), so they are a function of their own
+(`time_refusal`), applied by the ingest, the SDK and the worker.
 """
 
 from __future__ import annotations
@@ -246,10 +247,6 @@ NUMBER_MAX = 1e9
 #: How far after the time it was received an event may be dated (the clocks of phones and servers
 #: disagree).
 FUTURE_SKEW = timedelta(minutes=10)
-#: How far before the time it was received an event may be dated, unless the settings say otherwise
-#: (`RHIZOME_EVENT_MAX_AGE_DAYS`): a little over a year, so that a pilot's yearly figures can be
-#: backfilled, while a mistyped year (0004, 1926) is refused.
-DEFAULT_MAX_AGE_DAYS = 400
 
 #: The end of the text. msgspec matches a pattern with Python's `re.search`, where `$` also matches
 #: before a final newline; this lookahead means the same in Python and in JSON Schema (ECMAScript).

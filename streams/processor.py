@@ -33,8 +33,8 @@ from experiments.attribution import (
     spread,
 )
 from experiments.feedback import sus_score
+from experiments.settings import DEFAULT_EVENT_MAX_AGE_DAYS
 from streams.events import (
-    DEFAULT_MAX_AGE_DAYS,
     FUTURE_SKEW,
     AnyEvent,
     Consent,
@@ -424,7 +424,7 @@ class Processor:
         grace_ms: int,
         clock: Callable[[], float] = time.time,
         core: Any = None,
-        max_age: timedelta = timedelta(days=DEFAULT_MAX_AGE_DAYS),
+        max_age: timedelta = timedelta(days=DEFAULT_EVENT_MAX_AGE_DAYS),
     ) -> None:
         self.registry = registry
         self.grace_ms = grace_ms

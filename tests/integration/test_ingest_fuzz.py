@@ -3,8 +3,8 @@ to the real broker (issue 24, 19): no answer is a server error, none takes over 
 is one the document describes (status, content type, body).
 
 Examples are bounded (`EXAMPLES` per operation and generation mode: about a minute on a 2-core machine
-shared with others). Half of the generated events are made to carry the API key's pilot and a time of
-now, so that valid batches reach Kafka (202) rather than all being refused for their pilot (403) or
+shared with others). Two generated bodies in three are made to carry the API key's pilot and a time of
+now in every event, so that valid batches reach Kafka (202) rather than all being refused for their pilot (403) or
 their time (422). Not stateful: the API has no resource that one call creates and another reads
 (events go to Kafka, not back out), so OpenAPI links would chain nothing.
 """
@@ -105,9 +105,12 @@ schema = schemathesis.openapi.from_dict(openapi_document())
 
 
 def for_the_pilot(body: Any) -> None:
-    """Gives half of the generated events the API key's pilot and a time of now (see the module)."""
+    """Gives every event of two bodies in three the API key's pilot and a time of now (see the module):
+    a whole body, since a batch with one foreign event is refused whole."""
+    if hash(repr(body)) % 3 == 0:
+        return
     for event in body if isinstance(body, list) else [body]:
-        if isinstance(event, dict) and hash(repr(event.get("event_id"))) % 2 == 0:
+        if isinstance(event, dict):
             if "pilot_id" in event:
                 event["pilot_id"] = PILOT
             if isinstance(event.get("occurred_at"), str):

@@ -4,7 +4,7 @@
    producer sending the same events to the same broker (acks=all).
 2. Processors: events/s of one faust worker from a full backlog to caught up, against a bare aiokafka
    consumer that only decodes the same events from the same topics (JSON parsing), and against one that
-   decodes and validates them as the worker does (`streams.wire.decode`); plus the memory of the worker.
+   decodes and validates them as the worker does (`streams.events.decode_event`); plus the memory of the worker.
    Ingest and processors are measured in five rounds, each on a fresh backlog, each figure beside its
    baseline of the same round; the bare consumer reads the backlog before and after the worker, and its
    baseline is the mean of the two times.
@@ -42,9 +42,8 @@ from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
 from services.simulator.citizens import BEHAVIOURS, generate
-from streams import wire
 from streams.app import FLUSH_EVERY
-from streams.events import GroupOffsets, Topics, ensure_topics
+from streams.events import GroupOffsets, Topics, decode_event, ensure_topics
 from tests.support.postgres import free_port
 from tests.support.stack import Stack
 
@@ -282,8 +281,8 @@ def one_round(broker: LocalBroker, tmp: Path, events: list[dict[str, Any]], last
         topics = Topics(stack.namespace)
         round_["bare_before"] = bare_consume(broker.bootstrap, topics, len(events))
         # Also beside a bare consumer that decodes and validates each event as the worker does
-        # (`streams.wire.decode`): what is left is the processing itself.
-        round_["validating"] = bare_consume(broker.bootstrap, topics, len(events), wire.decode)
+        # (`streams.events.decode_event`): what is left is the processing itself.
+        round_["validating"] = bare_consume(broker.bootstrap, topics, len(events), decode_event)
         round_["worker"], round_["rss"] = worker_throughput(stack, len(events))
         # The bare consumer again, right after the worker (idle by then): the round's baseline is the
         # mean of its two times, so that the machine's drift during the round (the same consumer read

@@ -1,20 +1,27 @@
 """`make bench`: every benchmark, each figure beside its baseline measured in the same run.
 
 Runs the stats engine against gbstats (bench_stats), the backbone against a bare kafka-python
-producer and a bare aiokafka consumer (bench_pipeline), and the console's page render times
-(bench_console); their JSON lands in bench-output/, and a summary in bench-output/summary.md.
+producer and a bare aiokafka consumer (bench_pipeline), the event contract's decoding and the ingest
+API's memory under wrong keys (bench_ingest), and the console's page render times (bench_console);
+the SDK's calls (bench_sdk); their JSON lands in bench-output/, and the figures with what
+each measures in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output"
-BENCHES = ("bench_stats", "bench_pipeline", "bench_console")
+BENCHES = ("bench_stats", "bench_pipeline", "bench_ingest", "bench_sdk", "bench_console")
+#: The figures of the latest run, in the repository: the one place the docs quote them from.
+DOC = ROOT / "docs" / "benchmarks.md"
 
 
 def main() -> int:
@@ -24,13 +31,24 @@ def main() -> int:
         print(f"\n=== {name} ===", flush=True)
         if subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT) != 0:
             failed.append(name)
-    lines = ["# Rhizome benchmarks", ""]
-    for name in ("stats", "pipeline", "console"):
-        path = OUT / f"{name}.json"
+    lines = [
+        "# Benchmarks",
+        "",
+        "The figures of the latest `make bench` (this file is written by `benchmarks/run.py`; do not edit it).",
+        "Each figure stands beside its baseline, measured in the same run on the same machine; how each is",
+        "measured is said at the top of its module in `benchmarks/`.",
+        "",
+        f"Machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}.",
+        "",
+    ]
+    for name in BENCHES:
+        path = OUT / f"{name.removeprefix('bench_')}.json"
         if path.exists():
-            lines += [f"## {name}", "", "```json", json.dumps(json.loads(path.read_text()), indent=2), "```", ""]
-    (OUT / "summary.md").write_text("\n".join(lines))
-    print(f"\nsummary: {OUT / 'summary.md'}")
+            doc = (importlib.import_module(f"benchmarks.{name}").__doc__ or "").strip()
+            figures = json.dumps(json.loads(path.read_text()), indent=2)
+            lines += [f"## {name}", "", doc, "", "```json", figures, "```", ""]
+    DOC.write_text("\n".join(lines))
+    print(f"\nfigures: {DOC.relative_to(ROOT)}")
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ import secrets
 import sys
 import tomllib
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,12 @@ from typing import Any
 DEFAULT_KAFKA_PORT = 9092
 DEFAULT_INGEST_PORT = 8700
 DEFAULT_CONSOLE_PORT = 8501
+#: How long before the time it was received an event may be dated: a little over a year, so a pilot's
+#: yearly figures can be backfilled while a mistyped year (0004, 1926) is refused.
+DEFAULT_EVENT_MAX_AGE_DAYS = 400
+#: The longest maximum age the settings take (a century): every time the worker accepts stays well
+#: inside what UTC and the store can hold.
+EVENT_MAX_AGE_DAYS_LIMIT = 36_500
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,13 @@ class Settings:
     #: Kubernetes, where the kubelet probes it); port 0 picks a free port, which the worker logs.
     worker_health_host: str
     worker_health_port: int
+    #: How long before the time it was received (`received_at`, else the clock) an event may be
+    #: dated; older events are refused by the ingest API and the SDK, dead-lettered by the worker.
+    event_max_age_days: int
+
+    @property
+    def event_max_age(self) -> timedelta:
+        return timedelta(days=self.event_max_age_days)
 
     @property
     def kafka_dir(self) -> Path:
@@ -140,4 +154,5 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         worker_stall_seconds=get_bounded("worker_stall_seconds", 60, 1, 86400),
         worker_health_host=get("worker_health_host", "127.0.0.1") or "127.0.0.1",
         worker_health_port=get_bounded("worker_health_port", 0, 0, 65535),
+        event_max_age_days=get_bounded("event_max_age_days", DEFAULT_EVENT_MAX_AGE_DAYS, 1, EVENT_MAX_AGE_DAYS_LIMIT),
     )

@@ -20,6 +20,7 @@ import orjson
 from sqlalchemy import Engine, Table, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import models as m
@@ -31,6 +32,19 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 UNITS = "$units"
 API_KEY_PREFIX = "rhz_"
 ROLES = ("lab", "board", "admin")
+#: What writing a row raises when the database refuses its data (a NUL, a value too long for its
+#: column, a constraint; a text no encoding holds, an integer no column type does), not when the
+#: database is away: such a row is left out and returned by `Store.write_rows`, never tried again.
+ROW_REFUSED = (DataError, IntegrityError, UnicodeError, OverflowError)
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRow:
+    """A row the database refused, with its reason (the database's message, without the statement)."""
+
+    table: type[m.Base]
+    row: Mapping[str, Any]
+    reason: str
 
 
 class StoreError(ValueError):
@@ -441,21 +455,47 @@ class Store:
         replacing: Collection[int] = (),
         hour: datetime | None = None,
         erasing: Sequence[tuple[str, datetime]] = (),
+        refused: list[RefusedRow] | None = None,
     ) -> None:
-        """Upserts rows of several tables in one transaction. The figures of the partitions in
-        `replacing` are replaced: their current rows (statistics, adoption, retention, feedback) are
-        deleted first, and the experiments' history at `hour` records zeros for the statistics that
-        are deleted and not written again (the history keeps each partition's latest row). Then the
-        texts of each (participant, time) of `erasing` written before that time are deleted."""
+        """Upserts rows of several tables in one transaction. With a `refused` list, the rows the
+        database refuses (`ROW_REFUSED`) are left out and added to it while the others are written,
+        so one bad row never blocks the rest; without, the first one fails the write. The figures of
+        the partitions in `replacing` are replaced: their current rows (statistics, adoption,
+        retention, feedback) are deleted first, and the experiments' history at `hour` records zeros
+        for the statistics that are deleted and not written again (the history keeps each partition's
+        latest row). Then the texts of each (participant, time) of `erasing` written before that time
+        are deleted."""
         with self.session() as s:
             if replacing:
                 rows = self._clear_partitions(s, sorted(replacing), rows, hour)
             for table, batch in rows.items():
-                if batch:
+                if not batch:
+                    continue
+                if refused is None:
                     self._upsert(s, table, batch)
+                else:
+                    self._upsert_each_refused_apart(s, table, batch, refused)
             t = m.FeedbackText
             for participant, until in erasing:
                 s.execute(delete(t).where(t.participant_id == participant, t.occurred_at < until))
+
+    def _upsert_each_refused_apart(
+        self, s: Session, table: type[m.Base], rows: Sequence[Mapping[str, Any]], refused: list[RefusedRow]
+    ) -> None:
+        """Upserts the rows in a savepoint; when the database refuses one, upserts them again one by
+        one, each in a savepoint of its own, and adds those it refuses to `refused`."""
+        try:
+            with s.begin_nested():
+                self._upsert(s, table, rows)
+        except ROW_REFUSED:
+            for row in rows:
+                try:
+                    with s.begin_nested():
+                        self._upsert(s, table, [row])
+                except ROW_REFUSED as exc:
+                    # The driver's message alone: the statement's parameters hold citizens' texts.
+                    reason = str(exc.orig) if isinstance(exc, DBAPIError) else f"{type(exc).__name__}: {exc}"
+                    refused.append(RefusedRow(table, row, reason.strip()))
 
     def _clear_partitions(
         self,

@@ -132,8 +132,12 @@ def create_app(settings: Settings, health: WorkerHealth | None = None) -> faust.
     )
     changelog = participants.changelog_topic.get_topic_name()
     store = Store(settings.database_url)
-    processor = Processor(Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000)
-    sink = Sink(store)
+    processor = Processor(
+        Registry.of(store.pilot_runtimes()),
+        grace_ms=settings.grace_seconds * 1000,
+        max_age=settings.event_max_age,
+    )
+    sink = Sink(store, lambda value: dead_letters.send(key=None, value=value))
     live = LiveStates(LIVE_STATES)
     source_names = set(topics.partitioned)
     erasure_topic = topics.erasure

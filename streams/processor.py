@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from operator import itemgetter, sub
 from typing import Any
 
@@ -33,11 +33,23 @@ from experiments.attribution import (
     spread,
 )
 from experiments.feedback import sus_score
-from streams.events import InvalidEvent, dead_letter, decode_erasure
-from streams.wire import AnyEvent, Consent, Exposure, Feedback, Usage, decode
+from experiments.settings import DEFAULT_EVENT_MAX_AGE_DAYS
+from streams.events import (
+    FUTURE_SKEW,
+    AnyEvent,
+    Consent,
+    Exposure,
+    Feedback,
+    InvalidEvent,
+    Usage,
+    dead_letter,
+    decode_erasure,
+    decode_event,
+    time_refusal,
+)
 
-#: Events dated further than this in the future are refused (clock skew allowance).
-FUTURE_SKEW_MS = 10 * 60 * 1000
+#: Events dated further than this after the worker's clock are refused (the contract's skew allowance).
+FUTURE_SKEW_MS = int(FUTURE_SKEW.total_seconds() * 1000)
 _TIME = itemgetter(0)
 
 
@@ -145,7 +157,7 @@ class Incoming:
         value = self.value
         if value is not None and self.topic != erasure_topic:
             try:
-                self.event = decode(value)
+                self.event = decode_event(value)
             except InvalidEvent as exc:
                 self.error = exc
 
@@ -389,10 +401,14 @@ class Processor:
         *,
         grace_ms: int,
         clock: Callable[[], float] = time.time,
+        max_age: timedelta = timedelta(days=DEFAULT_EVENT_MAX_AGE_DAYS),
     ) -> None:
         self.registry = registry
         self.grace_ms = grace_ms
         self.clock = clock
+        #: How long before the time it was received (`received_at`, else the clock) an event may be
+        #: dated (`streams.events.time_refusal`).
+        self.max_age = max_age
         self.aggregates = Aggregates()
         #: The newest event time applied in each partition, per event type (= per input topic), as of
         #: the end of the previous batch; this batch's own times wait in `_arriving`.
@@ -471,12 +487,14 @@ class Processor:
         for ms in erasures:
             changed |= self._erase(state, ms, changed_pilots)
         # What every event of the participant is checked against, looked up once.
-        horizon = self.clock() * 1000 + FUTURE_SKEW_MS
+        clock = self.clock()
+        horizon = clock * 1000 + FUTURE_SKEW_MS
+        now = datetime.fromtimestamp(clock, UTC)
         watermarks = self.watermarks(partition)
         arriving = self._arriving[partition]
         for seconds, rec, event in valid:
             ms = int(seconds * 1000)  # = to_ms(event.occurred_at)
-            changed |= self._apply(state, rec, event, ms, outcome, changed_pilots, horizon, watermarks, arriving)
+            changed |= self._apply(state, rec, event, ms, outcome, changed_pilots, horizon, now, watermarks, arriving)
         counted = state.counted
         for pilot_key, old in changed_pilots.items():
             pilot = self.registry.pilots.get(pilot_key)
@@ -511,12 +529,13 @@ class Processor:
         outcome: Outcome,
         changed: dict[str, Contributions],
         horizon: float,
+        now: datetime,
         watermarks: Mapping[str, int],
         arriving: dict[str, int],
     ) -> bool:
         """Applies one event, which occurred at `ms`, to the state; returns False when it was a
-        duplicate or refused. `horizon`, `watermarks` and `arriving` are the participant's partition's,
-        looked up once per participant."""
+        duplicate or refused. `horizon` and `now` are the clock's, `watermarks` and `arriving` the
+        participant's partition's, looked up once per participant."""
         if state.erased_ms is not None and ms <= state.erased_ms:
             outcome.duplicates += 1
             return False
@@ -539,10 +558,14 @@ class Processor:
             return False
         kind = event.type
         # Dated after `horizon`, or more than the grace before the newest event of its type read from
-        # its partition (see `watermarks`); else, for the kinds that name one, an unknown experiment.
+        # its partition (see `watermarks`), or out of the contract's bounds around the time it was
+        # received (a partition with no newer event has no watermark to judge a year-4 event by);
+        # else, for the kinds that name one, an unknown experiment.
         watermark = watermarks.get(kind, 0)
         if ms > horizon or (watermark and ms < watermark - self.grace_ms):
             reason: tuple[str, str] | None = self._time_refusal(event, ms, horizon, watermark)
+        elif (bound := time_refusal(event, now, self.max_age)) is not None:
+            reason = f"{bound[0]} {bound[1]}", bound[0]
         elif kind in {"exposure", "feedback"}:
             reason = self._name_refusal(pilot, event)
         else:
@@ -568,7 +591,8 @@ class Processor:
             case Feedback():
                 p = event.payload
                 sus = sus_score(p.answers) if p.kind == "sus" and p.answers else None
-                log.add_feedback(ms, p.kind, p.score, sus, p.target, p.experiment)
+                target = str(p.target) if p.target is not None else None
+                log.add_feedback(ms, p.kind, p.score, sus, target, p.experiment)
                 self._keep_text(log, pilot, event, ms, outcome)
         if ms > arriving.get(kind, 0):
             arriving[kind] = ms

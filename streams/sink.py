@@ -7,6 +7,14 @@ a figure nobody contributes to any more (the days of a participant no longer cou
 consent mode, the segments the pilot no longer breaks down by) leaves the store with it. Database
 writes run in a thread so the event loop never waits on them; a failed write keeps its figures for
 the next flush.
+
+A row the database refuses for its data (`experiments.store.ROW_REFUSED`: a NUL or an overlong value
+that slipped past the contract) never blocks the others, nor is it tried again: the store writes the
+rest. A refused text goes to the dead-letter topic with the database's reason, as an event the stream
+could not take would: it is a citizen's input, kept for someone to look at. A refused figure is
+logged and dropped from the write: it is derived from events the states keep, carries nothing a
+person could correct, and trying it again would meet the same refusal (it is written again only
+when it changes). A figure that is not a finite number is never written (logged and dropped likewise).
 """
 
 from __future__ import annotations
@@ -14,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from experiments import models as m
 from experiments.attribution import Key, day_date, ms_datetime
-from experiments.store import Store
+from experiments.store import RefusedRow, Store
+from streams.events import dead_letter
 
 log = logging.getLogger("rhizome.sink")
 
@@ -38,6 +48,10 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
     }
     hour = _hour(at)
     for key, v in figures.items():
+        if not all(map(math.isfinite, v)):
+            # The contract bounds every number so that no sum overflows: this is a defect, shown.
+            log.error("figure %r of partition %d is not finite (%r): not written", key, partition, v)
+            continue
         pilot, kind = key[0], key[1]
         if kind == "a":
             _, _, experiment, metric, variant, segment = key
@@ -97,19 +111,23 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
 
 
 class Sink:
-    """Flushes a processor's changed figures and the citizens' texts into the store."""
+    """Flushes a processor's changed figures and the citizens' texts into the store; sends a text the
+    database refuses to the dead letters (`send_dead_letter`, which the worker wires to its topic)."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, send_dead_letter: Callable[[bytes], Awaitable[Any]] | None = None) -> None:
         self.store = store
+        self.send_dead_letter = send_dead_letter
         self._texts: list[dict[str, Any]] = []
         #: Erasure requests applied since the last write: (participant, the first time not erased).
         self._erasures: list[tuple[str, datetime]] = []
         #: The last write begun (done or not): `settle` waits for it.
-        self._writing: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[list[RefusedRow]] | None = None
         #: Held by each flush, which waits for a write left in flight first: one write at a time.
         self._lock = asyncio.Lock()
         self.flushes = 0
         self.failures = 0
+        #: Rows the database refused (each left out, never tried again).
+        self.refused = 0
 
     async def settle(self) -> None:
         """Returns once the write in flight (if any) is done. Called when partitions are revoked, so a
@@ -166,9 +184,8 @@ class Sink:
         writing = self._writing = loop.run_in_executor(None, self._write, figures, texts, at, replaced, erasures)
         try:
             # Shielded: cancelling the flush must not mark the write done while its thread goes on.
-            await asyncio.shield(writing)
+            refused = await asyncio.shield(writing)
             self.flushes += 1
-            return True
         except (Exception, asyncio.CancelledError) as exc:
             # Failed, or cancelled while the write goes on in its thread (and may fail): kept, to be
             # written again (rows are keyed, so a second write of the same changes nothing).
@@ -182,6 +199,20 @@ class Sink:
             self.failures += 1
             log.exception("writing to the store failed; keeping the figures for the next flush")
             return False
+        await self._set_aside(refused)
+        return True
+
+    async def _set_aside(self, refused: list[RefusedRow]) -> None:
+        """Sends the refused texts to the dead letters; logs the refused figures (see the module)."""
+        self.refused += len(refused)
+        for r in refused:
+            if r.table is m.FeedbackText and self.send_dead_letter is not None:
+                reason = f"the store refused the text: {r.reason}"
+                await self.send_dead_letter(dead_letter(reason, None, r.row, table=m.FeedbackText.__tablename__))
+                log.error("the store refused text %s (%s): sent to the dead letters", r.row.get("event_id"), r.reason)
+            else:
+                where = {k: v for k, v in r.row.items() if k != "text"}
+                log.error("the store refused a row of %s, dropped: %s (%r)", r.table.__tablename__, r.reason, where)
 
     def _write(
         self,
@@ -190,12 +221,14 @@ class Sink:
         at: datetime,
         replaced: set[int],
         erasures: list[tuple[str, datetime]],
-    ) -> None:
+    ) -> list[RefusedRow]:
         rows: Rows = {m.FeedbackText: texts}
         for partition, figs in figures.items():
             for table, batch in rows_for(partition, figs, at).items():
                 rows.setdefault(table, []).extend(batch)
-        self.store.write_rows(rows, replacing=replaced, hour=_hour(at), erasing=erasures)
+        refused: list[RefusedRow] = []
+        self.store.write_rows(rows, replacing=replaced, hour=_hour(at), erasing=erasures, refused=refused)
+        return refused
 
 
 def _hour(at: datetime) -> datetime:

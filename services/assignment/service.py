@@ -6,16 +6,23 @@ bucketing itself is `experiments.assignment`, so every path gives the same answe
 
 from __future__ import annotations
 
+import re
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from experiments.assignment import variant_for
 from experiments.registry import ExperimentSpec, ExperimentStatus, PilotSpec
-from experiments.store import Store, StoreError
+from experiments.store import API_KEY_PREFIX, Store, StoreError
 
 #: Seconds a registry copy (and an API key check) may be stale.
 REGISTRY_TTL = 2.0
+#: API key checks kept (the most recently used): a few thousand keys, valid or not, of about 50 bytes.
+API_KEYS_CACHED = 4096
+#: An API key as the store makes them: the prefix and 32 random bytes in URL-safe base64. Anything
+#: else is refused without a look-up, and nothing is kept for it.
+API_KEY_FORMAT = re.compile(re.escape(API_KEY_PREFIX) + r"[A-Za-z0-9_-]{43}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,14 +47,17 @@ class UnknownExperiment(LookupError):
 class RegistryCache:
     """Pilots, experiment statuses and API keys read from the store, refreshed every few seconds."""
 
-    def __init__(self, store: Store, ttl: float = REGISTRY_TTL) -> None:
+    def __init__(self, store: Store, ttl: float = REGISTRY_TTL, keys_cached: int = API_KEYS_CACHED) -> None:
         self.store = store
         self.ttl = ttl
+        self.keys_cached_limit = keys_cached
         self._lock = threading.Lock()
         self._loaded = -1e9
         self._pilots: dict[str, PilotSpec] = {}
         self._experiments: dict[str, tuple[str, ExperimentSpec, ExperimentStatus]] = {}
-        self._keys: dict[str, tuple[str | None, float]] = {}
+        #: {key: (its pilot or None, when checked)}, least recently used first.
+        self._keys: OrderedDict[str, tuple[str | None, float]] = OrderedDict()
+        self._keys_lock = threading.Lock()
 
     def _refresh(self) -> None:
         with self._lock:
@@ -61,7 +71,13 @@ class RegistryCache:
     def invalidate(self) -> None:
         with self._lock:
             self._loaded = -1e9
+        with self._keys_lock:
             self._keys.clear()
+
+    @property
+    def keys_cached(self) -> int:
+        """Returns how many API key checks are kept."""
+        return len(self._keys)
 
     def pilot(self, key: str) -> PilotSpec | None:
         self._refresh()
@@ -75,13 +91,23 @@ class RegistryCache:
         return {k: status for k, (p, _, status) in self._experiments.items() if p == pilot}
 
     def pilot_for_key(self, token: str) -> str | None:
-        """Returns the pilot of a valid API key (cached for the TTL), else None."""
+        """Returns the pilot of a valid API key, else None. A key of the right format is looked up in
+        the store at most once per TTL (the last `keys_cached_limit` checks are kept); any other is
+        refused at once."""
+        if API_KEY_FORMAT.fullmatch(token) is None:
+            return None
         now = time.monotonic()
-        cached = self._keys.get(token)
-        if cached is not None and now - cached[1] < self.ttl:
-            return cached[0]
+        with self._keys_lock:
+            cached = self._keys.get(token)
+            if cached is not None and now - cached[1] < self.ttl:
+                self._keys.move_to_end(token)
+                return cached[0]
         pilot = self.store.pilot_for_api_key(token)
-        self._keys[token] = (pilot, now)
+        with self._keys_lock:
+            self._keys[token] = (pilot, now)
+            self._keys.move_to_end(token)
+            while len(self._keys) > self.keys_cached_limit:
+                self._keys.popitem(last=False)
         return pilot
 
     def assign(self, experiment: str, participant_id: str) -> Assignment:

@@ -1,5 +1,5 @@
 """The HTTP ingest and assignment service: `POST /v1/events`, `GET /v1/assign`, `GET /v1/experiments`,
-`GET /healthz` (contract: shared/specs/interfaces.md, "HTTP: the ingest service")."""
+`GET /healthz`, `GET /metrics` (the API is described in docs/events.md)."""
 
 from __future__ import annotations
 
@@ -10,35 +10,46 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import orjson
+import msgspec
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from kafka.errors import KafkaError
 from pydantic import BaseModel
 
 from experiments.privacy import safe_participant_id
+from experiments.registry import NAME_MAX_LENGTH
 from experiments.settings import Settings, load_settings
 from experiments.specs import spec_to_dict
 from experiments.store import Store
 from services.assignment.service import RegistryCache, UnknownExperiment
+from services.ingest.metrics import CountRequests, IngestMetrics
 from services.ingest.publisher import Publisher, PublishError, Record
 from streams.events import (
-    MAX_BATCH,
+    PARTICIPANT_ID_MAX,
     AnyEvent,
     EventError,
+    NotJson,
     Topics,
+    decode_batch,
+    encode_event,
     ensure_settings_topics,
+    envelope_refusal,
+    event_schema,
     format_time,
     is_reachable,
     new_event,
-    parse_batch,
+    parse_event,
+    time_refusal,
 )
 
 MAX_BODY = 1_000_000
 log = logging.getLogger("rhizome.ingest")
 HEALTH_TTL = 2.0
+#: The body of `POST /v1/events` as the OpenAPI document describes it, and the event schemas it
+#: refers to: generated from the contract's structs.
+EVENTS_BODY, EVENT_SCHEMAS = event_schema()
 
 
 class Accepted(BaseModel):
@@ -96,6 +107,7 @@ class Ingest:
         self.publisher = publisher
         self.registry = RegistryCache(store)
         self.topics = Topics(settings.namespace)
+        self.metrics = IngestMetrics(self.registry)
         self._health: tuple[float, bool] = (-1e9, False)
 
     def secret(self) -> str:
@@ -109,16 +121,35 @@ class Ingest:
             self._health = (time.monotonic(), ok)
         return ok
 
-    def records(self, events: list[AnyEvent], bodies: list[dict[str, Any]]) -> list[Record]:
-        """Returns the Kafka records of validated events: each as it was sent (validation rejected any
-        unknown field), with a pseudonymous participant id and `received_at` stamped."""
-        received = format_time(datetime.now(UTC))
-        out = []
-        for event, body in zip(events, bodies, strict=True):
+    def stamped(self, events: list[AnyEvent]) -> tuple[list[AnyEvent], list[EventError]]:
+        """Returns the events as they are published, with a pseudonymous participant id and
+        `received_at` (now), and an error for each one dated out of the contract's bounds."""
+        now = datetime.now(UTC)
+        out: list[AnyEvent] = []
+        errors: list[EventError] = []
+        for i, event in enumerate(events):
             pid = safe_participant_id(event.participant_id, self.secret())
-            stamped = {**body, "participant_id": pid, "received_at": received}
-            out.append(Record(self.topics.for_type(event.type), pid.encode(), orjson.dumps(stamped)))
-        return out
+            stamped = msgspec.structs.replace(event, participant_id=pid, received_at=now)
+            refused = time_refusal(stamped, now, self.settings.event_max_age)
+            if refused is not None:
+                errors.append(EventError(i, *refused))
+            out.append(stamped)
+        return out, errors
+
+    def records(self, events: list[AnyEvent]) -> list[Record]:
+        """Returns the Kafka records of stamped events, keyed by participant."""
+        return [Record(self.topics.for_type(e.type), e.participant_id.encode(), encode_event(e)) for e in events]
+
+    def publish(self, records: list[Record]) -> None:
+        """Returns once Kafka acknowledged every record (timed); raises PublishError otherwise."""
+        started = time.perf_counter()
+        try:
+            self.publisher.publish(records)
+        except PublishError:
+            self.metrics.kafka_unavailable.inc()
+            raise
+        finally:
+            self.metrics.publish_seconds.observe(time.perf_counter() - started)
 
 
 def pilot_of(request: Request) -> str:
@@ -163,6 +194,18 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.ingest = ingest
+    app.add_middleware(CountRequests, metrics=ingest.metrics)
+    generated_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The OpenAPI document FastAPI generates, with the event contract's schemas."""
+        if app.openapi_schema is None:
+            schemas = generated_openapi().setdefault("components", {}).setdefault("schemas", {})
+            assert not set(schemas) & set(EVENT_SCHEMAS), "an API model has an event schema's name"
+            schemas.update(EVENT_SCHEMAS)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(ApiProblem)
     async def _on_problem(_request: Request, exc: ApiProblem) -> JSONResponse:
@@ -186,12 +229,7 @@ def create_app(
             503: {"model": Problem, "description": "Kafka did not take the events; nothing is accepted."},
         },
         summary="Report one event or an array of up to 1,000 (all or nothing).",
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": {"type": ["object", "array"], "maxItems": MAX_BATCH}}},
-            }
-        },
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": EVENTS_BODY}}}},
     )
     async def post_events(request: Request, pilot: Pilot) -> Response:
         length = request.headers.get("content-length")
@@ -203,11 +241,16 @@ def create_app(
             if len(body) > MAX_BODY:
                 return _problem(413, f"body over {MAX_BODY} bytes")
         try:
-            raw = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            return _errors(400, [EventError(0, "(body)", f"is not valid JSON: {exc}")])
-        events, errors = parse_batch(raw)
+            events, errors = decode_batch(bytes(body))
+        except NotJson as exc:
+            return _errors(400, exc.errors)
+        refused = ingest.metrics.events_refused
         if errors:
+            refused.labels("invalid").inc(len(events) + len({e.index for e in errors}))
+            return _errors(422, errors)
+        stamped, errors = ingest.stamped(events)
+        if errors:
+            refused.labels("invalid").inc(len(events))
             return _errors(422, errors)
         foreign = [
             EventError(i, "pilot_id", f"== {e.pilot_id!r}, but the API key is for pilot {pilot!r}")
@@ -215,13 +258,15 @@ def create_app(
             if e.pilot_id != pilot
         ]
         if foreign:
+            refused.labels("other_pilot").inc(len(events))
             return _errors(403, foreign)
         try:
-            await run_in_threadpool(
-                ingest.publisher.publish, ingest.records(events, raw if isinstance(raw, list) else [raw])
-            )
+            await run_in_threadpool(ingest.publish, ingest.records(stamped))
         except PublishError as exc:
+            refused.labels("kafka_unavailable").inc(len(events))
             return _problem(503, f"{exc}; nothing was accepted, retry later (re-sending is harmless)")
+        for event in events:
+            ingest.metrics.events_accepted.labels(event.type).inc()
         return JSONResponse({"accepted": len(events)}, status_code=202)
 
     @app.get(
@@ -231,15 +276,19 @@ def create_app(
             401: {"model": Problem},
             403: {"model": Problem},
             404: {"model": Problem},
+            422: {"model": Errors, "description": "A parameter is missing or breaks the event contract."},
             503: {"model": Problem},
         },
         summary="The variant a participant sees; the exposure is logged.",
     )
     async def get_assign(
         pilot: Pilot,
-        experiment: Annotated[str, Query(min_length=1, max_length=64)],
-        participant: Annotated[str, Query(min_length=1, max_length=128)],
+        experiment: Annotated[str, Query(min_length=1, max_length=NAME_MAX_LENGTH)],
+        participant: Annotated[str, Query(min_length=1, max_length=PARTICIPANT_ID_MAX)],
     ) -> Response:
+        refused = envelope_refusal("participant_id", participant)
+        if refused is not None:
+            return _errors(422, [EventError(0, "query.participant", refused)])
         pid = safe_participant_id(participant, ingest.secret())
         try:
             assignment = await run_in_threadpool(ingest.registry.assign, experiment, pid)
@@ -256,9 +305,9 @@ def create_app(
                 {"experiment": experiment, "variant": assignment.variant},
                 source="rhizome-assign",
             )
-            events, _ = parse_batch(event)
+            stamped, _ = ingest.stamped([parse_event(event)])
             try:
-                await run_in_threadpool(ingest.publisher.publish, ingest.records(events, [event]))
+                await run_in_threadpool(ingest.publish, ingest.records(stamped))
             except PublishError as exc:
                 return _problem(503, f"{exc}; the exposure could not be logged, retry later")
             logged = True
@@ -287,6 +336,16 @@ def create_app(
             db = False
         body = {"kafka": "ok" if kafka else "unreachable", "database": "ok" if db else "unreachable"}
         return JSONResponse(body, status_code=200 if kafka and db else 503)
+
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        summary="Prometheus metrics: requests, events accepted and refused, Kafka's acknowledgements.",
+    )
+    async def metrics() -> Response:
+        text, content_type = ingest.metrics.exposition()
+        return Response(text, media_type=content_type)
 
     return app
 

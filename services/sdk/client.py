@@ -11,7 +11,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +24,18 @@ from experiments.registry import NAME_MAX_LENGTH
 from experiments.settings import load_settings
 from services.sdk.buffer import ClientStats, EventBuffer, Pending
 from services.sdk.registry import RegistryCopy, registry_from_response
-from streams.events import MAX_BATCH, AnyEvent, EventType, FeedbackKind, new_event, parse_event
+from streams.events import (
+    MAX_BATCH,
+    EventError,
+    EventType,
+    FeedbackKind,
+    InvalidEvent,
+    encode_event,
+    envelope_refusal,
+    new_event,
+    parse_event,
+    time_refusal,
+)
 
 log = logging.getLogger("rhizome.sdk")
 
@@ -32,8 +43,6 @@ log = logging.getLogger("rhizome.sdk")
 MAX_REQUEST_BYTES = 1_000_000
 #: Stands for the pilot while its key is unknown (no registry copy yet); the sender stamps the real one.
 PILOT_PENDING = "pilot-pending"
-#: As `streams.events.ParticipantId`: checked before an exposure is remembered as logged.
-PARTICIPANT_ID_MAX_LENGTH = 128
 _JSON = {"Content-Type": "application/json"}
 
 
@@ -103,8 +112,9 @@ class RhizomeClient:
             raise ValueError(f"max_buffer == {max_buffer!r}, must be >= max_batch ({max_batch}).")
         if remembered_exposures < 1:
             raise ValueError(f"remembered_exposures == {remembered_exposures!r}, must be >= 1.")
-        if not 1 <= len(source) <= 128:
-            raise ValueError(f"source == {source!r}, must be 1 to 128 characters.")
+        refused = envelope_refusal("source", source) if source else "must not be empty"
+        if refused is not None:
+            raise ValueError(f"source: {refused}")
         for name, value in (
             ("flush_interval", flush_interval),
             ("refresh_interval", refresh_interval),
@@ -124,7 +134,10 @@ class RhizomeClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.close_timeout = close_timeout
-        self._secret = secret or load_settings().secret
+        settings = load_settings()
+        self._secret = secret or settings.secret
+        #: Events dated further back are refused here, as the ingest API would refuse them.
+        self._max_age = settings.event_max_age
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "User-Agent": "rhizome-sdk"},
@@ -197,10 +210,14 @@ class RhizomeClient:
         text: str | None = None,
         target: str | None = None,
         experiment: str | None = None,
+        title: str | None = None,
+        theme: str | None = None,
+        district: str | None = None,
         occurred_at: datetime | None = None,
     ) -> str:
-        """Returns the event_id of a feedback event (an idea's id is the `target` of votes on it);
-        raises ValueError naming a bad field."""
+        """Returns the event_id of a feedback event (an idea's id is the `target` of votes on it, and of
+        comments about it; an idea may have a title, a theme and a district); raises ValueError naming
+        a bad field."""
         payload = {
             "kind": kind,
             "score": score,
@@ -208,6 +225,9 @@ class RhizomeClient:
             "text": text,
             "target": target,
             "experiment": experiment,
+            "title": title,
+            "theme": theme,
+            "district": district,
         }
         return self._record("feedback", self._participant_id(participant), payload, occurred_at)
 
@@ -262,10 +282,9 @@ class RhizomeClient:
     def _participant_id(self, participant: str) -> str:
         """Returns the id to send: unchanged when opaque, its keyed pseudonym when it looks identifying."""
         if not looks_identifying(participant):
-            if not 1 <= len(participant) <= PARTICIPANT_ID_MAX_LENGTH:
-                raise ValueError(
-                    f"participant == {participant!r}, must be 1 to {PARTICIPANT_ID_MAX_LENGTH} characters."
-                )
+            # Checked before an exposure is remembered as logged.
+            if refused := envelope_refusal("participant_id", participant):
+                raise ValueError(f"participant: {refused}")
             return participant
         if self._secret is None:
             # The id itself is left out of the message: it is personal data.
@@ -284,8 +303,11 @@ class RhizomeClient:
         registry = self._registry
         pilot = registry.pilot.key if registry is not None else PILOT_PENDING
         raw = new_event(type, pilot, participant_id, payload, occurred_at=occurred_at, source=self.source)
-        event: AnyEvent = parse_event(raw)
-        self._buffer.put(_to_json(event), pilot_pending=registry is None)
+        event = parse_event(raw)
+        refused = time_refusal(event, datetime.now(UTC), self._max_age)
+        if refused is not None:
+            raise InvalidEvent([EventError(0, *refused)])
+        self._buffer.put(encode_event(event), pilot_pending=registry is None)
         return str(event.event_id)
 
     # --- the sender thread ----------------------------------------------------------------------
@@ -373,11 +395,6 @@ class RhizomeClient:
                 answer.text[:500],
             )
         return _Outcome.REFUSED
-
-
-def _to_json(event: AnyEvent) -> bytes:
-    """Returns the event's JSON as sent: the validated, normalised envelope without `received_at`."""
-    return orjson.dumps(event.model_dump(mode="json", exclude={"received_at"}))
 
 
 def _stamp(pending: Pending, pilot: str) -> bytes:

@@ -8,10 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
+from prometheus_client.parser import text_string_to_metric_families
 
 from experiments.assignment import variant_for
 from experiments.privacy import pseudonymise
@@ -187,8 +189,104 @@ def test_experiments_endpoint_serves_the_registry_for_local_assignment(api: Api)
 def test_health_and_openapi(api: Api) -> None:
     assert api.client.get("/healthz").json() == {"kafka": "ok", "database": "ok"}
     paths = api.client.get("/openapi.json").json()["paths"]
-    assert {"/v1/events", "/v1/assign", "/v1/experiments", "/healthz"} <= set(paths)
+    assert {"/v1/events", "/v1/assign", "/v1/experiments", "/healthz", "/metrics"} <= set(paths)
     assert {"202", "401", "403", "413", "422", "503"} <= set(paths["/v1/events"]["post"]["responses"])
+
+
+def test_openapi_publishes_the_event_contract_as_the_body_of_post_events(api: Api) -> None:
+    """Issue 24, 13: the body was described as `object` or `array`; it is the contract's schema, so a
+    client (or schemathesis) can build valid events from it and knows every bound."""
+    doc = api.client.get("/openapi.json").json()
+    body = doc["paths"]["/v1/events"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    one, many = body["oneOf"]
+    assert many == {"type": "array", "items": one, "minItems": 1, "maxItems": 1000}
+    refs = [f"#/components/schemas/{t}" for t in ("Exposure", "Usage", "Feedback", "Consent")]
+    assert [r["$ref"] for r in one["anyOf"]] == refs
+    # The body's schema, with the document's components, as a JSON Schema of its own.
+    components = orjson.dumps({"body": body, "schemas": doc["components"]["schemas"]})
+    resolved = orjson.loads(components.replace(b"#/components/schemas/", b"#/$defs/"))
+    validator = jsonschema.Draft202012Validator({**resolved["body"], "$defs": resolved["schemas"]})
+    idea = new_event("feedback", "bike-share", "p-1", {"kind": "idea", "text": "Maps", "title": "A map"})
+    validator.validate([usage(), idea])
+    for bad in (usage(value=1e200), usage(session_id="s\x00"), {**usage(), "occurred_at": 1700000000}, []):
+        assert not validator.is_valid(bad), bad
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "fragment"),
+    [
+        ({"payload": {"kind": "comment", "text": "nul \x00 byte"}}, "payload.text", "(got 'nul \\x00 byte')"),
+        ({"payload": {"kind": "vote", "target": "x" * 41}}, "payload.target", "must be a UUID"),
+        ({"payload": {"kind": "sus", "answers": [3] * 11}}, "payload.answers", "at most 10 items"),
+        ({"payload": {"kind": "rating", "score": 4, "theme": "bikes"}}, "payload.theme", "only an idea"),
+        ({"type": "usage", "payload": {"action": "ride", "value": 1e200}}, "payload.value", "(got 1e+200)"),
+        ({"occurred_at": 1700000000}, "occurred_at", "RFC 3339 time with an offset (e.g. 2026-11-20T09:15:02Z) (got"),
+        ({"occurred_at": "0004-01-01T00:00:00Z"}, "occurred_at", "must be at most 400 days before the time it"),
+        ({"occurred_at": "2999-01-01T00:00:00Z"}, "occurred_at", "must be at most 10 minutes after the time it"),
+    ],
+)
+def test_an_event_out_of_the_contract_s_bounds_is_refused_with_422_naming_field_and_value(
+    api: Api, change: dict[str, Any], field: str, fragment: str
+) -> None:
+    bad = {**new_event("feedback", "bike-share", "p-5", {"kind": "rating", "score": 4}), **change}
+    r = api.post([usage("p-4"), bad])
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert (error["index"], error["field"]) == (1, field) and fragment in error["message"], error
+    assert api.records(api.topics.usage, api.topics.feedback) == []
+
+
+def test_a_participant_out_of_the_contract_is_refused_by_assign(api: Api) -> None:
+    r = api.client.get(
+        "/v1/assign",
+        params={"experiment": "onboarding-v2", "participant": "p\x00"},
+        headers={"Authorization": f"Bearer {api.key}"},
+    )
+    assert r.status_code == 422
+    [error] = r.json()["errors"]
+    assert error["field"] == "query.participant" and error["message"].startswith("must be one line of text")
+
+
+def test_the_api_key_cache_is_bounded_and_keeps_nothing_for_a_malformed_key(api: Api) -> None:
+    """Issue 24, 5: every failed key was kept forever (10,000 wrong 12 KB keys: 115 -> 255 MB)."""
+    registry = api.client.app.state.ingest.registry  # type: ignore[attr-defined]
+    registry.keys_cached_limit = 20
+    for i in range(50):
+        malformed = f"rhz_{i}" + "x" * 12_000
+        assert api.post(usage(), key=malformed).status_code == 401
+    assert registry.keys_cached == 0
+    for i in range(50):
+        well_formed = "rhz_" + f"{i:043d}"
+        assert api.post(usage(), key=well_formed).status_code == 401
+    assert registry.keys_cached == 20
+    assert api.post(usage()).status_code == 202  # the right key still works, and is kept
+    assert registry.keys_cached == 20
+
+
+def test_metrics_count_requests_events_and_kafka_acknowledgements(api: Api) -> None:
+    assert api.post([usage("p-1"), usage("p-2")]).status_code == 202
+    assert api.post([usage("p-3"), usage(value="lots")]).status_code == 422
+    assert api.post(usage(), key="rhz_wrong").status_code == 401
+    assert api.client.get("/nowhere/42").status_code == 404
+    r = api.client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(r.text)
+        for s in family.samples
+    }
+
+    def sample(name: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    assert sample("rhizome_ingest_requests_total", route="/v1/events", method="POST", status="202") == 1
+    assert sample("rhizome_ingest_requests_total", route="/v1/events", method="POST", status="422") == 1
+    assert sample("rhizome_ingest_requests_total", route="/v1/events", method="POST", status="401") == 1
+    assert sample("rhizome_ingest_requests_total", route="(unmatched)", method="GET", status="404") == 1
+    assert sample("rhizome_ingest_events_accepted_total", type="usage") == 2
+    assert sample("rhizome_ingest_events_refused_total", reason="invalid") == 2
+    assert sample("rhizome_ingest_publish_seconds_count") == 1
+    assert sample("rhizome_ingest_kafka_unavailable_total") == 0
 
 
 def test_kafka_unreachable_means_503_and_nothing_accepted(tmp_path: Path) -> None:
@@ -207,3 +305,6 @@ def test_kafka_unreachable_means_503_and_nothing_accepted(tmp_path: Path) -> Non
         assert r.status_code == 503
         assert "nothing was accepted" in r.json()["error"]
         assert client.get("/healthz").status_code == 503
+        metrics = client.get("/metrics").text
+        assert "rhizome_ingest_kafka_unavailable_total 1.0" in metrics
+        assert 'rhizome_ingest_events_refused_total{reason="kafka_unavailable"} 1.0' in metrics

@@ -25,7 +25,7 @@ from experiments.attribution import (
 )
 from experiments.specs import parse_pilot_spec
 from services.simulator.truth import expected
-from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, new_event, parse_event
+from streams.events import InvalidEvent, dead_letter, decode_event, encode_erasure, format_time, new_event, parse_event
 from streams.processor import Incoming, LiveStates, Outcome, ParticipantState, Processor, Registry
 from streams.sink import rows_for
 from tests.support.records import decoded_record
@@ -53,9 +53,12 @@ def registry(status: str = "running", stopped: datetime | None = None) -> Regist
     return Registry.of({"lab": PilotRuntime(PILOT, {"exp": runtime})})
 
 
-def processor(reg: Registry | None = None, grace_days: float = 30) -> Processor:
+def processor(reg: Registry | None = None, grace_days: float = 30, max_age_days: int = 400) -> Processor:
     return Processor(
-        reg or registry(), grace_ms=int(grace_days * 86_400_000), clock=lambda: NOW.timestamp() + 86_400 * 30
+        reg or registry(),
+        grace_ms=int(grace_days * 86_400_000),
+        clock=lambda: NOW.timestamp() + 86_400 * 30,
+        max_age=timedelta(days=max_age_days),
     )
 
 
@@ -259,8 +262,9 @@ def test_times_at_the_ends_of_the_calendar_are_refused_or_counted_never_raised(
 ) -> None:
     """The contract takes any time with an offset; some are not times UTC can hold (the year 0 or
     10000 once converted). Such an event goes to the dead letters: raised, it would stop the worker at
-    the same record after every restart, and counted, its day would stop every write of the sink."""
-    proc = processor(grace_days=1_000_000)
+    the same record after every restart, and counted, its day would stop every write of the sink.
+    (With the default maximum age, all of them are far too old or too new: here nothing is.)"""
+    proc = processor(grace_days=1_000_000, max_age_days=1_000_000)
     if watermark:
         run(proc, [ev("consent", "p0", {"granted": True}, 0)])
     dated = [
@@ -321,6 +325,58 @@ def test_an_event_dated_beyond_the_clock_skew_goes_to_dead_letters() -> None:
     letters = [orjson.loads(d) for d in outcome.dead_letters]
     assert [(d["field"], d["reason"].endswith("is in the future")) for d in letters] == [("occurred_at", True)]
     assert letters[0]["event"]["payload"]["action"] == "visit"
+    assert outcome.applied == 2
+
+
+def test_a_year_4_event_on_a_partition_with_no_newer_event_is_never_counted() -> None:
+    """Regression (issue 24, 3): with no newer event in its partition there is no watermark to find it
+    late, and it was counted; the daily series then began in the year 4. The worker bounds event times
+    as the ingest API does, against `received_at`, else its clock."""
+    proc = processor()  # its clock reads NOW + 30 days; events may be 400 days older than that
+    ancient = [
+        {**ev("consent", "p1", {"granted": True}, 0), "occurred_at": "0004-01-01T00:00:00Z"},
+        {**ev("usage", "p1", {"action": "buy", "value": 3.0}, 0), "occurred_at": "0004-01-01T00:00:01Z"},
+        {**ev("usage", "p2", {"action": "buy"}, 0), "occurred_at": format_time(NOW - timedelta(days=371))},
+    ]
+    outcome = run(proc, ancient)
+    letters = [orjson.loads(d) for d in outcome.dead_letters]
+    assert [d["field"] for d in letters] == ["occurred_at", "occurred_at", "occurred_at"]
+    assert all("must be at most 400 days before the time it was received" in d["reason"] for d in letters)
+    assert outcome.applied == 0 and proc.aggregates.everything() == {}
+    # Within the bound, counted.
+    assert run(proc, [{**ancient[2], "occurred_at": format_time(NOW - timedelta(days=369))}]).applied == 1
+
+
+def test_event_times_are_bounded_by_received_at_when_the_event_has_one() -> None:
+    """An event read again long after the ingest API took it (a replay) is judged by the time it was
+    received, not by the worker's clock; a `received_at` of its own is bounded by the clock."""
+    proc = processor(max_age_days=10)  # its clock reads NOW + 30 days
+
+    def received(hours: float, received_days: float) -> dict[str, Any]:
+        event = ev("usage", "p1", {"action": "buy"}, hours)
+        return {**event, "received_at": format_time(NOW + timedelta(days=received_days))}
+
+    outcome = run(
+        proc,
+        [
+            ev("consent", "p1", {"granted": True}, 0),  # 30 days before the clock: too old
+            {
+                **ev("consent", "p1", {"granted": True}, 24 * 16 - 1),
+                "received_at": format_time(NOW + timedelta(days=25)),
+            },
+            received(24 * 16, 25),  # 9 days before it was received (25 days before the clock): counted
+            received(24 * 14, 25),  # 11 days before it was received: refused
+            received(24 * 25 + 0.5, 25),  # half an hour after it was received: refused
+            received(24 * 19, 19),  # received 11 days before the clock: refused
+        ],
+        batch=1,
+    )
+    letters = [(d["field"], d["reason"]) for d in map(orjson.loads, outcome.dead_letters)]
+    assert [field for field, _ in letters] == ["occurred_at", "occurred_at", "occurred_at", "received_at"]
+    assert "10 days before the time it was received" in letters[0][1]
+    assert "10 days before the time it was received" in letters[1][1]
+    assert "10 minutes after the time it was received" in letters[2][1]
+    assert "10 days before now" in letters[3][1]
     assert outcome.applied == 2
 
 
@@ -407,13 +463,43 @@ def test_invalid_bytes_on_a_topic_go_to_dead_letters_with_the_field() -> None:
     assert letters[1]["field"] == "payload.value" and letters[1]["offset"] == 1
 
 
-@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
-def test_a_number_json_does_not_have_is_refused_whichever_parser_reads_it(number: bytes) -> None:
-    # pydantic's JSON parser (the fast path) reads these where orjson and the contract do not.
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"kind": "comment", "text": "nul \x00 byte"}, "payload.text"),
+        ({"kind": "vote", "target": "x" * 41}, "payload.target"),
+        ({"kind": "sus", "answers": [3] * 11}, "payload.answers"),
+        ({"kind": "idea", "text": "Maps", "title": "T" * 201}, "payload.title"),
+        ({"kind": "nps", "score": 1e200}, "payload.score"),
+    ],
+)
+def test_a_record_written_to_kafka_directly_out_of_the_contract_goes_to_the_dead_letters(
+    payload: dict[str, Any], field: str
+) -> None:
+    """The ingest API refuses these with 422; a producer writing to Kafka directly meets the same
+    contract in the worker, which sends the record to the dead letters with the field and the reason."""
+    bad = ev("feedback", "p1", payload, 0)
+    outcome = run(processor(), [ev("consent", "p1", {"granted": True}, 0), bad])
+    [letter] = [orjson.loads(d) for d in outcome.dead_letters]
+    assert letter["field"] == field and letter["reason"].startswith(f"invalid event: {field}: must ")
+    assert letter["event"]["event_id"] == bad["event_id"] and outcome.applied == 1
+
+
+@pytest.mark.parametrize(
+    ("number", "why"),
+    [
+        (b"NaN", "(event): is not valid JSON"),
+        (b"Infinity", "(event): is not valid JSON"),
+        (b"-Infinity", "(event): is not valid JSON"),
+        (b"1e400", "payload.score: must be a number from -1000000000 to 1000000000"),
+    ],
+)
+def test_a_number_json_does_not_have_or_no_float_holds_is_refused(number: bytes, why: str) -> None:
     comment = orjson.dumps(ev("feedback", "p1", {"kind": "comment", "text": "hi"}, 0))
-    with pytest.raises(InvalidEvent, match="is not valid JSON"):
+    with pytest.raises(InvalidEvent) as refused:
         decode_event(comment.replace(b'"kind":"comment"', b'"kind":"comment","score":' + number))
-    with pytest.raises(InvalidEvent, match=r"payload.value: Input should be a finite number \(got nan\)"):
+    assert str(refused.value).startswith(why)
+    with pytest.raises(InvalidEvent, match=r"payload.value: must be a number .*, not NaN \(got nan\)"):
         parse_event(ev("usage", "p1", {"action": "ride", "value": float("nan")}, 0))
 
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import itertools
 import logging
 import socket
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -370,46 +369,47 @@ def test_a_batch_stays_under_the_byte_limit_but_holds_at_least_one_event() -> No
 # --- calls never block ---------------------------------------------------------------------------
 
 
-def best_round_ms(
-    call: Callable[[int], object], calls: int, rounds: int = 3, between: Callable[[], object] = lambda: None
-) -> tuple[float, float]:
-    """Returns the p50 and p99 in milliseconds of the round of `calls` calls with the lowest p99.
+def test_track_returns_while_the_server_holds_its_request(make_client: Callable[..., RhizomeClient]) -> None:
+    """track() only buffers: 3,000 calls return while the client's request waits on a server that never
+    answers (for up to 60 s). Their cost is measured in benchmarks/bench_sdk.py."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        listener.settimeout(30)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        client = make_client(url=url, startup_timeout=0, flush_interval=0.01, request_timeout=60, close_timeout=0.1)
+        client.track("p-first", "ride", 1.5)
+        held, _ = listener.accept()  # the client's request is in flight, and stays so
+        with held:
+            done = threading.Event()
 
-    The machine is shared: a round disturbed by another process is measured again. A call that
-    waited on the network would be slow in every round.
-    """
-    call(-1)
-    best = (float("inf"), float("inf"))
-    for r in range(rounds):
-        between()
-        durations = []
-        for i in range(calls):
-            started = time.perf_counter_ns()
-            call(r * calls + i)
-            durations.append(time.perf_counter_ns() - started)
-        cuts = statistics.quantiles(durations, n=100)
-        best = min(best, (cuts[98] / 1e6, cuts[49] / 1e6))
-        if best[0] < 1.0:
-            break
-    return best[1], best[0]
+            def calls() -> None:
+                for i in range(3000):
+                    client.track(f"p-{i}", "ride", 1.5, properties={"district": "north"})
+                done.set()
+
+            threading.Thread(target=calls, daemon=True).start()
+            assert done.wait(30), "track() waited on the network"
+            stats = client.stats()
+            assert (stats.sent, stats.buffered) == (0, accounted(stats))
+            assert stats.buffered >= 3000
 
 
-def test_track_takes_under_a_millisecond_at_p99_while_the_server_stalls(
-    stalled_url: str, make_client: Callable[..., RhizomeClient]
+def test_variant_is_decided_in_the_process_and_sent_later(
+    ingest: Ingest, make_client: Callable[..., RhizomeClient]
 ) -> None:
-    client = make_client(url=stalled_url, startup_timeout=0, flush_interval=0.01, request_timeout=60, close_timeout=0.1)
-    p50, p99 = best_round_ms(lambda i: client.track(f"p-{i}", "ride", 1.5, properties={"district": "north"}), 3000)
-    assert p99 < 1.0, f"track(): p50 {p50:.3f} ms, p99 {p99:.3f} ms"
-    stats = client.stats()
-    assert (stats.sent, stats.buffered) == (0, accounted(stats))
-
-
-def test_variant_takes_under_a_millisecond_at_p99(ingest: Ingest, make_client: Callable[..., RhizomeClient]) -> None:
-    # A batch never fills during a round, so the in-process server does not compete for the GIL.
-    client = make_client(source="variant-timing", max_batch=1000, flush_interval=60.0)
-
-    p50, p99 = best_round_ms(lambda i: client.variant("signup-flow", f"t-{i}"), 900, between=lambda: client.flush(10))
-    assert p99 < 1.0, f"variant(): p50 {p50:.3f} ms, p99 {p99:.3f} ms"
+    """variant() sends nothing itself: its exposures wait for the next flush. Its cost is measured in
+    benchmarks/bench_sdk.py."""
+    client = make_client(source="variant-local", max_batch=1000, flush_interval=60.0)
+    client.variant("signup-flow", "t-warm")
+    client.flush(10)
+    attempts = len(ingest.publisher.attempts_from("variant-local"))
+    exposed = len(ingest.publisher.accepted_from("variant-local"))
+    variants = [client.variant("signup-flow", f"t-{i}") for i in range(900)]
+    assert len(ingest.publisher.attempts_from("variant-local")) == attempts
+    assert client.stats().buffered == sum(v is not None for v in variants)
+    client.flush(10)
+    assert len(ingest.publisher.accepted_from("variant-local")) - exposed == sum(v is not None for v in variants)
 
 
 # --- assignment and exposures -------------------------------------------------------------------
@@ -446,8 +446,12 @@ def shared_client(ingest: Ingest) -> Iterator[RhizomeClient]:
         yield c
 
 
+#: Any text the contract takes as a participant id: no control character, no lone surrogate.
+opaque_ids = st.text(st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=60)
+
+
 @settings(max_examples=200, deadline=None)
-@given(participant=st.text(min_size=1, max_size=60) | st.emails() | st.from_regex(r"\+?[0-9 ]{9,14}", fullmatch=True))
+@given(participant=opaque_ids | st.emails() | st.from_regex(r"\+?[0-9 ]{9,14}", fullmatch=True))
 def test_variant_of_any_id_is_the_rule_applied_to_its_pseudonym(
     ingest: Ingest, shared_client: RhizomeClient, participant: str
 ) -> None:
@@ -557,6 +561,16 @@ def test_the_secret_comes_from_the_settings_when_not_given(
         (lambda c: c.feedback("p-1", "vote"), "payload.target"),
         (lambda c: c.feedback("p-1", "review", text="nice"), "payload.kind"),
         (lambda c: c.consent("p-1", True, scope="s" * 200), "payload.scope"),
+        # The contract's bounds (issue 24): the SDK refuses what the ingest API would.
+        (lambda c: c.track("p-\x00", "ride"), "participant"),
+        (lambda c: c.track("p-1", "ride", 1e200), "payload.value"),
+        (lambda c: c.track("p-1", "ride", session_id="s\n1"), "payload.session_id"),
+        (lambda c: c.feedback("p-1", "comment", text="nul \x00 byte"), "payload.text"),
+        (lambda c: c.feedback("p-1", "vote", target="x" * 41), "payload.target"),
+        (lambda c: c.feedback("p-1", "sus", answers=[3] * 11), "payload.answers"),
+        (lambda c: c.feedback("p-1", "rating", score=4, title="A title"), "payload.title"),
+        (lambda c: c.track("p-1", "ride", occurred_at=datetime(4, 1, 1, tzinfo=UTC)), "occurred_at"),
+        (lambda c: c.track("p-1", "ride", occurred_at=datetime.now(UTC) + timedelta(hours=1)), "occurred_at"),
     ],
 )
 def test_a_bad_call_raises_value_error_naming_the_field(
@@ -566,3 +580,9 @@ def test_a_bad_call_raises_value_error_naming_the_field(
     with pytest.raises(ValueError, match=field.replace(".", r"\.")):
         call(client)
     assert client.stats().buffered == 0
+
+
+def test_a_source_the_contract_refuses_is_refused_when_the_client_is_made(ingest: Ingest) -> None:
+    for source in ("", "app\n1.0", "x" * 129):
+        with pytest.raises(ValueError, match="source"):
+            RhizomeClient(ingest.url, ingest.api_key, source=source, startup_timeout=0)

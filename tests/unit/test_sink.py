@@ -5,13 +5,16 @@ after an erasure request, none of the participant's texts from before it."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
+import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from sqlalchemy import text
 
 from experiments import models as m
 from experiments.attribution import to_ms
@@ -21,7 +24,7 @@ from experiments.registry import PilotSpec
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
 from streams.events import encode_erasure, new_event
-from streams.processor import Outcome, ParticipantState, Processor, Registry
+from streams.processor import Outcome, ParticipantState, Processor, Registry, text_row
 from streams.sink import Sink
 from tests.support.records import decoded_record
 
@@ -56,7 +59,13 @@ class Worker:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.proc = Processor(Registry.of(store.pilot_runtimes()), grace_ms=30 * 86_400_000)
-        self.sink = Sink(store)
+        #: The records the sink sent to the dead-letter topic.
+        self.dead_letters: list[dict[str, Any]] = []
+
+        async def send_dead_letter(value: bytes) -> None:
+            self.dead_letters.append(orjson.loads(value))
+
+        self.sink = Sink(store, send_dead_letter)
         self.states: dict[str, ParticipantState] = {}
 
     def batch(self, records: list[Record]) -> Outcome:
@@ -269,3 +278,108 @@ def test_a_flush_cancelled_in_flight_keeps_what_it_carried(store: Store, monkeyp
 
     asyncio.run(scenario())
     assert len(calls) == 2 and texts_of(store) == [("p1", "More bikes")]
+
+
+# --- a row the database refuses ------------------------------------------------------------------
+
+
+def refused_text(store: Store) -> str:
+    """Returns a text the database refuses for the feedback_texts table: on PostgreSQL a NUL (which it
+    never stores), on SQLite (which stores anything) one a trigger refuses."""
+    if store.dialect == "postgresql":
+        return "a NUL \x00 slipped through"
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_poison BEFORE INSERT ON feedback_texts WHEN NEW.text = 'poison' "
+                "BEGIN SELECT RAISE(ABORT, 'poison refused by the test'); END"
+            )
+        )
+    return "poison"
+
+
+def refused_segment(store: Store) -> str:
+    """Returns a segment the database refuses for the daily_adoption table: on PostgreSQL longer than
+    its column, on SQLite one a trigger refuses."""
+    if store.dialect == "postgresql":
+        return "district:" + "x" * 200
+    with store.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TRIGGER refuse_segment BEFORE INSERT ON daily_adoption WHEN NEW.segment = 'district:poison' "
+                "BEGIN SELECT RAISE(ABORT, 'segment refused by the test'); END"
+            )
+        )
+    return "district:poison"
+
+
+def test_a_text_the_database_refuses_goes_to_the_dead_letters_and_blocks_nothing(store: Store) -> None:
+    """Regression (issue 24, 1): on PostgreSQL one text holding a NUL stopped every write of the store,
+    for every pilot, for good: the sink tried the same rows again forever."""
+    other = parse_pilot_spec("pilot: {key: other, name: Other, consent: collected_by_service}")
+    store.apply_pilot(SPEC)
+    store.apply_pilot(other)
+    worker = Worker(store)
+    worker.proc.registry = Registry.of(store.pilot_runtimes())
+    worker.batch(
+        [
+            event("usage", "p1", {"action": "buy", "properties": {"district": "north"}}, 0),
+            event("feedback", "p1", {"kind": "idea", "text": "More bikes"}, 0),
+        ]
+    )
+    bad = text_row(str(uuid.uuid4()), "lab", "p2", "comment", refused_text(store), DAY, {})
+    elsewhere = text_row(str(uuid.uuid4()), "other", "p3", "comment", "Another pilot", DAY, {})
+    worker.sink.keep_texts([bad, elsewhere])
+    worker.flush()
+    assert texts_of(store) == [("p1", "More bikes"), ("p3", "Another pilot")]
+    assert adoption_reads.adoption_segments(store, "lab") == ("district:north",)
+    assert (worker.sink.failures, worker.sink.refused) == (0, 1)
+    [letter] = worker.dead_letters
+    assert letter["reason"].startswith("the store refused the text: ")
+    assert ("NUL" if store.dialect == "postgresql" else "poison refused by the test") in letter["reason"]
+    assert letter["table"] == "feedback_texts" and letter["event"]["event_id"] == bad["event_id"]
+    # Never tried again: the next writes go through, and nothing more is refused.
+    worker.batch([event("feedback", "p4", {"kind": "comment", "text": "Later"}, 1)])
+    worker.flush()
+    worker.flush()
+    assert ("p4", "Later") in texts_of(store)
+    assert (worker.sink.failures, worker.sink.refused, len(worker.dead_letters)) == (0, 1, 1)
+
+
+def test_a_figure_the_database_refuses_is_logged_and_dropped_and_blocks_nothing(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.apply_pilot(SPEC)
+    worker = Worker(store)
+    worker.batch(
+        [
+            event("usage", "p1", {"action": "buy", "properties": {"district": "north"}}, 0),
+            event("exposure", "p1", {"experiment": "exp", "variant": "a"}, 0),
+        ]
+    )
+    segment = refused_segment(store)
+    day = (DAY.date() - date(1970, 1, 1)).days
+    worker.proc.aggregates.add(0, ("lab", "d", day, segment), [1.0, 1.0, 0.0])
+    with caplog.at_level(logging.ERROR, logger="rhizome.sink"):
+        worker.flush()
+    assert adoption_reads.adoption_segments(store, "lab") == ("district:north",)
+    assert held(store) == {k: v for k, v in worker.proc.aggregates.everything()[0].items() if k[3] != segment}
+    assert (worker.sink.failures, worker.sink.refused, worker.dead_letters) == (0, 1, [])
+    assert any("refused a row of daily_adoption, dropped" in r.getMessage() for r in caplog.records)
+    worker.batch([event("usage", "p2", {"action": "buy", "properties": {"district": "south"}}, 0)])
+    worker.flush()
+    assert adoption_reads.adoption_segments(store, "lab") == ("district:north", "district:south")
+    assert (worker.sink.failures, worker.sink.refused) == (0, 1)
+
+
+def test_a_figure_that_is_not_finite_is_never_written(store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    store.apply_pilot(SPEC)
+    worker = Worker(store)
+    worker.batch([event("exposure", "p1", {"experiment": "exp", "variant": "a"}, 0)])
+    overflowed = ("lab", "a", "exp", "spent", "a", "")
+    worker.proc.aggregates.add(0, overflowed, [1.0, 1e200, float("inf"), 0.0, 0.0, 0.0])
+    with caplog.at_level(logging.ERROR, logger="rhizome.sink"):
+        worker.flush()
+    assert overflowed not in held(store) and ("lab", "a", "exp", "$units", "a", "") in held(store)
+    assert worker.sink.failures == 0
+    assert any("is not finite" in r.getMessage() for r in caplog.records)

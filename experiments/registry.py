@@ -85,7 +85,7 @@ def show(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def must_be(expected: str, *at: str | int, value: object = None) -> PydanticCustomError:
+def _must_be(expected: str, *at: str | int, value: object = None) -> PydanticCustomError:
     """Returns the refusal of a value that is not what its field takes (`value`: the one to quote,
     when it is not the field's whole input)."""
     context: dict[str, object] = {"expected": expected, "at": at}
@@ -94,7 +94,7 @@ def must_be(expected: str, *at: str | int, value: object = None) -> PydanticCust
     return PydanticCustomError("spec_value", "must be {expected}", context)
 
 
-def rule_broken(message: str, *at: str | int) -> PydanticCustomError:
+def _rule_broken(message: str, *at: str | int) -> PydanticCustomError:
     """Returns the refusal of values that disagree, `message` saying which and what is expected."""
     return PydanticCustomError("spec_rule", "{message}", {"message": message, "at": at})
 
@@ -132,9 +132,9 @@ class _Range:
         if (low is not None and (value <= low if self.low_open else value < low)) or (
             high is not None and (value >= high if self.high_open else value > high)
         ):
-            raise must_be(self.expected)
+            raise _must_be(self.expected)
         if self.at_most is not None and value > self.at_most:
-            raise must_be(f"at most {_number_text(self.at_most)}")
+            raise _must_be(f"at most {_number_text(self.at_most)}")
         return value
 
 
@@ -148,7 +148,7 @@ class _Pattern:
     def __call__(self, value: str) -> str:
         # fullmatch: `$` alone would let a name end with a line break.
         if len(value) > NAME_MAX_LENGTH or self.regex.fullmatch(value) is None:
-            raise must_be(self.expected)
+            raise _must_be(self.expected)
         return value
 
 
@@ -171,10 +171,10 @@ class _TextRule:
         for language, text in texts.items():
             at = (language,) if language else ()
             if len(text) > self.max_length:
-                raise must_be(f"at most {self.max_length:,} characters (not {len(text):,})", *at, value=text)
+                raise _must_be(f"at most {self.max_length:,} characters (not {len(text):,})", *at, value=text)
             bad = self.control.search(text)
             if bad is not None:
-                raise must_be(f"{self.kind} without control characters (not {bad.group()!r})", *at, value=text)
+                raise _must_be(f"{self.kind} without control characters (not {bad.group()!r})", *at, value=text)
         return value
 
 
@@ -182,7 +182,7 @@ def _non_blank(value: _S) -> _S:
     """Returns a text that is not empty, in no language it is given in."""
     texts = list(value.given().values()) if isinstance(value, LocalizedText) else [value]
     if not texts or not all(text.strip() for text in texts):
-        raise must_be("a non-empty string")
+        raise _must_be("a non-empty string")
     return value
 
 
@@ -197,9 +197,9 @@ def _day(value: object) -> object:
         except ValueError:
             day = None
     if day is None:
-        raise must_be("a date (YYYY-MM-DD)")
+        raise _must_be("a date (YYYY-MM-DD)")
     if not FIRST_DAY <= day <= LAST_DAY:
-        raise must_be(f"a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
+        raise _must_be(f"a date from {FIRST_DAY.isoformat()} to {LAST_DAY.isoformat()}")
     return day
 
 
@@ -211,7 +211,7 @@ def _pairs(value: object) -> object:
 def _pair(value: object) -> object:
     if isinstance(value, list | tuple) and len(value) == 2:
         return value
-    raise must_be("a [name, value] pair")
+    raise _must_be("a [name, value] pair")
 
 
 Name = Annotated[str, Strict(), AfterValidator(_NAME)]
@@ -246,7 +246,7 @@ class LocalizedText:
     @_model_validator(mode="after")
     def _one_form(self) -> LocalizedText:
         if self.neutral and (self.fr or self.en):
-            raise rule_broken("a text is given either without a language or per language, not both")
+            raise _rule_broken("a text is given either without a language or per language, not both")
         return self
 
     def given(self) -> dict[str, str]:
@@ -272,8 +272,8 @@ class LocalizedText:
         return bool(self.fr or self.en or self.neutral)
 
 
-#: The languages a spec may give a text in (the product's, `experiments.i18n.LANGUAGES`).
-TEXT_LANGUAGES = ("fr", "en")
+#: The languages a spec may give a text in: LocalizedText's (the product's, `experiments.i18n.LANGUAGES`).
+TEXT_LANGUAGES = tuple(name for name in LocalizedText.__dataclass_fields__ if name != "neutral")
 _EMPTY = LocalizedText()
 
 
@@ -285,13 +285,15 @@ def _localized(value: object) -> object:
     if isinstance(value, Mapping):
         for language, text in value.items():
             if language not in TEXT_LANGUAGES:
-                raise rule_broken(
+                raise _rule_broken(
                     f"unknown language {language!r}, must be one of: {', '.join(TEXT_LANGUAGES)}", str(language)
                 )
             if text == "":
-                raise must_be("a non-empty text (leave the language out instead)", language, value=text)
+                raise _must_be("a non-empty text (leave the language out instead)", language, value=text)
         if not value:
-            raise must_be(f"a text, or a mapping with at least one of: {', '.join(TEXT_LANGUAGES)}")
+            raise _must_be(f"a text, or a mapping with at least one of: {', '.join(TEXT_LANGUAGES)}")
+    elif not isinstance(value, LocalizedText):
+        raise _must_be(f"a text, or a mapping of language ({', '.join(TEXT_LANGUAGES)}) to text")
     return value
 
 
@@ -307,7 +309,7 @@ def _listed_once(values: tuple[str, ...]) -> tuple[str, ...]:
     seen: set[str] = set()
     for i, value in enumerate(values):
         if value in seen:
-            raise rule_broken(f"{value!r} is listed twice, must be listed once", i)
+            raise _rule_broken(f"{value!r} is listed twice, must be listed once", i)
         seen.add(value)
     return values
 
@@ -352,17 +354,17 @@ class MetricSpec:
         if action != ANY_ACTION:
             return _NAME(action)
         if info.data.get("type") != "retention":
-            raise must_be(f"an action name ('{ANY_ACTION}' is for retention only)")
+            raise _must_be(f"an action name ('{ANY_ACTION}' is for retention only)")
         return action
 
     @_model_validator(mode="after")
     def _fields_of_its_type(self) -> MetricSpec:
         if self.type == "ratio" and self.denominator is None:
-            raise rule_broken(
+            raise _rule_broken(
                 "denominator is missing, must be given for a ratio metric (the action below the line)", "denominator"
             )
         if self.type == "retention" and self.week is None:
-            raise rule_broken(
+            raise _rule_broken(
                 "week is missing, must be given for a retention metric "
                 "(0 for the first week after first use, 1 for the next, ...)",
                 "week",
@@ -373,7 +375,7 @@ class MetricSpec:
             value = getattr(self, name)
             if self.type not in types and value != _METRIC_DEFAULTS[name]:
                 shown = f"{value:g}" if isinstance(value, float) else show(value)
-                raise rule_broken(
+                raise _rule_broken(
                     f"{name} == {shown}, must be left out: only {' and '.join(types)} metrics use it", name
                 )
         return self
@@ -441,7 +443,7 @@ class Layer:
     @_model_validator(mode="after")
     def _start_below_end(self) -> Layer:
         if self.start >= self.end:
-            raise rule_broken(f"start == {self.start!r}, must be below end ({self.end!r})", "start")
+            raise _rule_broken(f"start == {self.start!r}, must be below end ({self.end!r})", "start")
         return self
 
 
@@ -483,24 +485,24 @@ class ExperimentSpec:
         seen: set[str] = set()
         for i, (name, _) in enumerate(variants):
             if name in seen:
-                raise rule_broken(f"variant {name!r} is declared twice, must be declared once", i)
+                raise _rule_broken(f"variant {name!r} is declared twice, must be declared once", i)
             seen.add(name)
         if len(variants) < 2:
-            raise rule_broken(f"variants has {len(variants)}, must have at least 2")
+            raise _rule_broken(f"variants has {len(variants)}, must have at least 2")
         total = math.fsum(weight for _, weight in variants)
         if abs(total - 1.0) > WEIGHT_TOLERANCE:
-            raise rule_broken(f"weights sum to {total:.12g}, must sum to 1")
+            raise _rule_broken(f"weights sum to {total:.12g}, must sum to 1")
         return variants
 
     @_field_validator("metrics")
     @classmethod
     def _metrics_keyed_once(cls, metrics: tuple[MetricSpec, ...]) -> tuple[MetricSpec, ...]:
         if not metrics:
-            raise rule_broken("metrics == [], must define at least one metric")
+            raise _rule_broken("metrics == [], must define at least one metric")
         keys: set[str] = set()
         for i, metric in enumerate(metrics):
             if metric.key in keys:
-                raise rule_broken(f"key == {metric.key!r}, must be unique among the metrics", i, "key")
+                raise _rule_broken(f"key == {metric.key!r}, must be unique among the metrics", i, "key")
             keys.add(metric.key)
         return metrics
 
@@ -509,7 +511,7 @@ class ExperimentSpec:
     def _primary_is_a_metric(cls, primary: str, info: ValidationInfo) -> str:
         keys = _metric_keys(info)
         if keys is not None and primary not in keys:
-            raise rule_broken(f"primary == {primary!r}, {_one_of_metrics(keys)}")
+            raise _rule_broken(f"primary == {primary!r}, {_one_of_metrics(keys)}")
         return primary
 
     @_field_validator("secondary")
@@ -519,9 +521,9 @@ class ExperimentSpec:
         keys = _metric_keys(info)
         for i, key in enumerate(secondary):
             if keys is not None and key not in keys:
-                raise rule_broken(f"secondary[{i}] == {key!r}, {_one_of_metrics(keys)}", i)
+                raise _rule_broken(f"secondary[{i}] == {key!r}, {_one_of_metrics(keys)}", i)
         if info.data.get("primary") in secondary:
-            raise rule_broken(f"secondary lists {info.data['primary']!r}, must not list the primary metric")
+            raise _rule_broken(f"secondary lists {info.data['primary']!r}, must not list the primary metric")
         return secondary
 
     @_field_validator("guardrails")
@@ -531,9 +533,9 @@ class ExperimentSpec:
         seen: set[str] = set()
         for i, guardrail in enumerate(guardrails):
             if keys is not None and guardrail.metric not in keys:
-                raise rule_broken(f"metric == {guardrail.metric!r}, {_one_of_metrics(keys)}", i)
+                raise _rule_broken(f"metric == {guardrail.metric!r}, {_one_of_metrics(keys)}", i)
             if guardrail.metric in seen:
-                raise rule_broken(f"metric == {guardrail.metric!r} has a guardrail already, must have one only", i)
+                raise _rule_broken(f"metric == {guardrail.metric!r} has a guardrail already, must have one only", i)
             seen.add(guardrail.metric)
         return guardrails
 
@@ -624,7 +626,7 @@ class PilotSpec:
         seen: set[str] = set()
         for i, district in enumerate(districts):
             if district in seen:
-                raise rule_broken(f"district {district!r} is listed twice, must be listed once", i)
+                raise _rule_broken(f"district {district!r} is listed twice, must be listed once", i)
             seen.add(district)
         return districts
 
@@ -636,7 +638,7 @@ class PilotSpec:
         districts = info.data.get("districts")
         names = tuple(name for name, _ in populations)
         if populations and districts is not None and names != districts:
-            raise rule_broken(
+            raise _rule_broken(
                 f"district_population names {show(list(names))}, must name every district, in the order of districts"
             )
         return populations
@@ -651,7 +653,7 @@ class PilotSpec:
     def _decision_after_start(cls, next_decision: date | None, info: ValidationInfo) -> date | None:
         start = info.data.get("start")
         if start is not None and next_decision is not None and next_decision < start:
-            raise must_be(f"on or after start ({start.isoformat()})")
+            raise _must_be(f"on or after start ({start.isoformat()})")
         return next_decision
 
     @_field_validator("experiments")
@@ -661,7 +663,7 @@ class PilotSpec:
         by_layer: dict[str, list[ExperimentSpec]] = {}
         for j, experiment in enumerate(experiments):
             if experiment.key in first:
-                raise rule_broken(
+                raise _rule_broken(
                     f"key == {experiment.key!r}, must be unique: experiments[{first[experiment.key]}] has it", j, "key"
                 )
             first[experiment.key] = j
@@ -671,7 +673,7 @@ class PilotSpec:
             for earlier in by_layer.setdefault(a.name, []):
                 b = earlier.layer
                 if b is not None and a.start < b.end and b.start < a.end:
-                    raise rule_broken(
+                    raise _rule_broken(
                         f"layer {a.name!r} range [{a.start:g}, {a.end:g}) overlaps [{b.start:g}, {b.end:g}) of "
                         f"experiment {earlier.key!r}, must not overlap another experiment of the layer",
                         j,

@@ -18,9 +18,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from experiments import specs
+from experiments.i18n import LANGUAGES
 from experiments.registry import (
     FIRST_DAY,
     LAST_DAY,
+    TEXT_LANGUAGES,
     AnalysisPlan,
     DecisionRules,
     ExperimentSpec,
@@ -1250,7 +1252,13 @@ def test_a_metric_and_an_experiment_are_labelled_by_their_key_without_a_name() -
             "pilot.name.en",
             "en == 42, must be a string (quote it)",
         ),
-        (_with("name: Neighbourhood bike-share", "name: [Vélos]"), 3, "pilot.name", "name == ['Vélos'], must be a"),
+        (
+            _with("name: Neighbourhood bike-share", "name: [Vélos]"),
+            3,
+            "pilot.name",
+            "name == ['Vélos'], must be a text, or a mapping of language (fr, en) to text",
+        ),
+        (_experiment_lines("hypothesis: 2026"), 11, "experiments[0].hypothesis", "hypothesis == 2026, must be a text"),
         (
             _with("action: ride}", 'action: ride, name: {fr: "A\\nB"}}'),
             9,
@@ -1263,6 +1271,10 @@ def test_a_metric_and_an_experiment_are_labelled_by_their_key_without_a_name() -
 def test_a_text_per_language_is_checked_language_by_language(text: str, line: int, field: str, message: str) -> None:
     issues = _issues(text)
     assert any(i.line == line and i.field == field and message in i.message for i in issues), issues
+
+
+def test_a_text_has_the_product_s_languages() -> None:
+    assert TEXT_LANGUAGES == LANGUAGES
 
 
 def test_a_text_is_either_without_a_language_or_per_language() -> None:

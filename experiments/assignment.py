@@ -19,10 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from experiments.registry import ExperimentSpec, PilotSpec
-
-#: How far the weights of an experiment's variants may sum from 1.
-WEIGHT_TOLERANCE = 1e-9
+from experiments.registry import WEIGHT_TOLERANCE, ExperimentSpec, PilotSpec
 
 
 def _unit_interval(hash_input: str) -> float:

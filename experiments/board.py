@@ -165,7 +165,7 @@ def snapshot_content(evaluation: Evaluation) -> dict[str, Any]:
         "as_of": _iso(ev.as_of),
         "pilot": {
             "key": pilot.key,
-            "name": pilot.name,
+            "name": str(pilot.name),
             "stage": pilot.stage,
             "owner": pilot.owner,
             "next_decision": _iso(pilot.next_decision),
@@ -174,7 +174,7 @@ def snapshot_content(evaluation: Evaluation) -> dict[str, Any]:
         "experiment": {
             "key": spec.key,
             "status": ev.experiment.status,
-            "hypothesis": spec.hypothesis,
+            "hypothesis": str(spec.hypothesis),
             "control": spec.control,
             "primary": spec.primary,
             "guardrails": [{"metric": g.metric, "tolerance": g.tolerance} for g in spec.guardrails],

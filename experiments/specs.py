@@ -1,52 +1,44 @@
-"""The pilot spec file: parsing with errors that name the line and field, the JSON form the store
-keeps, and the differences between two versions of an analysis plan.
+"""The pilot spec file: reading it safely, errors that name the line and field, the JSON form the store
+keeps, and the differences between two versions of a plan.
 
-The file format is documented field by field in `docs/pilot-spec.md`. `parse_pilot_spec` reads
-YAML and `spec_from_dict` reads the JSON form written by `spec_to_dict`; both go through the same
-reader, so a spec is validated the same way whichever way it arrives.
+The file format is documented field by field in `docs/pilot-spec.md`; its rules are those of the
+records of `experiments.registry`, which validate themselves (pydantic). `parse_pilot_spec` reads YAML
+and `spec_from_dict` the JSON form written by `spec_to_dict`; both lay the document out as the
+records' fields (`_pilot_arguments`) and validate it the same way, so a spec is checked alike whichever
+way it arrives. A refusal's location (pydantic's `loc`) is mapped back to the document's path and, for
+YAML, to the line that path was written on (`_YamlTree.lines`).
+
+YAML is read with bounds, because the console reads specs pasted by its users: at most MAX_SPEC_BYTES,
+values nested at most MAX_DEPTH deep, and at most MAX_VALUES values once aliases are expanded (a
+495-byte alias bomb expands to a billion), with no alias inside the node it refers to.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from typing import Any, TypeVar
+from datetime import date
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 import yaml
+from pydantic import TypeAdapter, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
 from yaml.constructor import SafeConstructor
 
-from experiments.assignment import WEIGHT_TOLERANCE
-from experiments.registry import (
-    ANY_ACTION,
-    METRIC_TYPES,
-    NAME_MAX_LENGTH,
-    NAME_PATTERN,
-    PILOT_KEY_PATTERN,
-    STAGES,
-    Aggregate,
-    AnalysisPlan,
-    ConsentMode,
-    Correction,
-    DecisionRules,
-    Difference,
-    Engine,
-    ExperimentSpec,
-    Guardrail,
-    Layer,
-    MetricSpec,
-    MetricType,
-    PilotSpec,
-)
+from experiments.registry import ExperimentSpec, LocalizedText, PilotSpec, show
 
-CONSENT_MODES: tuple[ConsentMode, ...] = ("required", "collected_by_service")
-ENGINES: tuple[Engine, ...] = ("frequentist", "sequential", "bayesian")
-DIFFERENCES: tuple[Difference, ...] = ("relative", "absolute")
-CORRECTIONS: tuple[Correction, ...] = ("none", "holm", "bh")
-AGGREGATES: tuple[Aggregate, ...] = ("sum", "count")
+#: The largest spec file read, in bytes (1 MiB).
+MAX_SPEC_BYTES = 1 << 20
+#: How deep values may be nested in a spec file (a spec needs six levels).
+MAX_DEPTH = 32
+#: How many values (scalars, lists and mappings) a spec file may hold, also once its aliases are
+#: expanded (a pilot with 20 experiments of 10 metrics, named and described in two languages, holds
+#: about 7,000).
+MAX_VALUES = 20_000
 
 #: Analysis-plan fields pre-registered with an experiment: once it runs they change only when forced.
 LOCKED_FIELDS = frozenset(
@@ -59,29 +51,41 @@ LOCKED_FIELDS = frozenset(
         "analysis.alpha",
         "analysis.engine",
         "analysis.difference",
+        "analysis.relative_interval",
     }
 )
 
 _TOP_FIELDS = ("pilot", "experiments", "decision")
-#: `district_population` is written as the mapping form of `districts`.
+#: The fields of `pilot:`. `district_population` is written as the mapping form of `districts`.
 _PILOT_FIELDS = tuple(
     f.name for f in dataclasses.fields(PilotSpec) if f.name not in {"experiments", "decision", "district_population"}
 )
-_EXPERIMENT_FIELDS = tuple(f.name for f in dataclasses.fields(ExperimentSpec))
-_METRIC_FIELDS = tuple(f.name for f in dataclasses.fields(MetricSpec))
-_ANALYSIS_FIELDS = tuple(f.name for f in dataclasses.fields(AnalysisPlan))
-_DECISION_FIELDS = tuple(f.name for f in dataclasses.fields(DecisionRules))
-_LAYER_FIELDS = tuple(f.name for f in dataclasses.fields(Layer))
-_GUARDRAIL_FIELDS = tuple(f.name for f in dataclasses.fields(Guardrail))
+#: A metric's texts for people: plan changes record them apart from its (maybe locked) definition.
+_METRIC_TEXTS = ("name", "description")
+#: Fields read as [name, value] pairs (from a mapping, or a list of pairs): what the name and the
+#: value of a pair are called in a message.
+_PAIR_LABELS = {"variants": ("variant name", "weight of {!r}"), "districts": ("district", "population of {!r}")}
+#: What a value must be, by pydantic's error type, for the errors no rule of the registry words.
+_EXPECTED = {
+    "string_type": "a string (quote it)",
+    "int_type": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "finite_number": "a finite number",
+    "bool_type": "true or false",
+    "dataclass_type": "a mapping",
+    "dataclass_exact_type": "a mapping",
+    "dict_type": "a mapping",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "iterable_type": "a list",
+}
 
-#: The registry's defaults, the only place they are written down.
-_PILOT_DEFAULTS = PilotSpec(key="", name="")
-_EXPERIMENT_DEFAULTS = ExperimentSpec(key="", variants=(), metrics=(), primary="")
-_LAYER_DEFAULTS = Layer(name="")
-_GUARDRAIL_DEFAULTS = Guardrail(metric="")
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {record: TypeAdapter(record) for record in (PilotSpec, ExperimentSpec)}
+_R = TypeVar("_R")
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-_D = TypeVar("_D")
-_L = TypeVar("_L", bound=str)
+Path = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +101,7 @@ class SpecError(ValueError):
     """A spec that cannot be accepted, with every issue found in it."""
 
     def __init__(self, issues: Sequence[SpecIssue], source: str = "<spec>") -> None:
-        self.issues = list(issues)
+        self.issues = sorted(issues, key=lambda i: math.inf if i.line is None else i.line)
         self.source = source
         super().__init__(str(self))
 
@@ -119,702 +123,423 @@ class PlanChange:
     locked: bool
 
 
-@dataclass(frozen=True, slots=True)
-class _Pattern:
-    regex: re.Pattern[str]
-    expected: str
+def field_path(path: Path) -> str:
+    """Returns a path as messages write it: `experiments[0].metrics[2].week`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else part
+    return text
 
 
-_NAME = _Pattern(
-    re.compile(NAME_PATTERN),
-    f"letters, digits and _ . : - starting with a letter or digit, at most {NAME_MAX_LENGTH} characters",
+# --- YAML ---------------------------------------------------------------------------------------
+
+
+class _Refused(Exception):
+    """A document that is not read at all (too large, too deep, an alias bomb, a loop)."""
+
+    def __init__(self, line: int | None, field: str, message: str) -> None:
+        super().__init__(message)
+        self.issue = SpecIssue(line, field, message)
+
+
+_TOO_MANY = (
+    f"the spec holds more than {MAX_VALUES:,} values (counting those aliases repeat), must hold at most {MAX_VALUES:,}"
 )
-_PILOT_KEY = _Pattern(
-    re.compile(PILOT_KEY_PATTERN),
-    f"lower-case letters, digits and - starting with a letter or digit, at most {NAME_MAX_LENGTH} characters",
-)
-_CURRENCY = _Pattern(re.compile(r"^[A-Z]{3}$"), "a three-letter ISO 4217 code such as EUR")
-
-_Rule = tuple[Callable[[float], bool], str]
-_POSITIVE: _Rule = (lambda v: v > 0, "> 0")
-_NON_NEGATIVE: _Rule = (lambda v: v >= 0, ">= 0")
-_OPEN_UNIT: _Rule = (lambda v: 0 < v < 1, "in (0, 1)")
-_UNIT: _Rule = (lambda v: 0 <= v <= 1, "in [0, 1]")
+_TOO_DEEP = f"values are nested more than {MAX_DEPTH} levels deep (inside aliases too), must be at most {MAX_DEPTH}"
 
 
-@dataclass(frozen=True, slots=True)
-class _Node:
-    """A value read from a spec and the line it was written on (None for values from a dict).
-
-    `value` is a scalar, a list of `_Node`, or a dict of field name to `_Node`; the line of a
-    mapping entry is the line of its key.
-    """
-
-    value: object
-    line: int | None
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
 
 
-def _show(value: object) -> str:
-    """Returns a value as an error message quotes it: as written, shortened to 60 characters."""
-    plain = _plain(value)
-    text = plain.isoformat() if isinstance(plain, date) else repr(plain)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _decoded(text: str | bytes) -> str:
+    """Returns the text of a spec, refusing one over MAX_SPEC_BYTES or, as bytes, not UTF-8."""
+    size = len(text) if isinstance(text, bytes) or len(text) > MAX_SPEC_BYTES else len(text.encode("utf-8", "replace"))
+    if size > MAX_SPEC_BYTES:
+        raise _Refused(
+            None,
+            "yaml",
+            f"the spec has more than {MAX_SPEC_BYTES:,} bytes, must have at most {MAX_SPEC_BYTES:,} (1 MiB)",
+        )
+    if isinstance(text, str):
+        return text
+    try:
+        return text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _Refused(
+            text.count(b"\n", 0, exc.start) + 1,
+            "yaml",
+            f"byte {text[exc.start]:#04x} at offset {exc.start} is not UTF-8, must be UTF-8 text",
+        ) from None
 
 
-def _plain(value: object) -> object:
-    """Returns the value with every `_Node` inside it unwrapped."""
-    if isinstance(value, _Node):
-        return _plain(value.value)
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
+def _check_events(text: str) -> None:
+    """Refuses a document nested deeper than MAX_DEPTH or holding more than MAX_VALUES values as
+    written, before it is composed: composing recurses, and takes about 20 us a value."""
+    depth = values = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        line = None if event.start_mark is None else event.start_mark.line + 1
+        if isinstance(event, yaml.CollectionStartEvent | yaml.ScalarEvent | yaml.AliasEvent):
+            values += 1
+            if values > MAX_VALUES:
+                raise _Refused(line, "yaml", _TOO_MANY)
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise _Refused(line, "yaml", _TOO_DEEP)
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
-class _Reader:
-    """Reads `_Node` trees into registry records, collecting every issue instead of stopping."""
+class _YamlTree:
+    """The plain data of a composed YAML document (str, int, float, bool, date, None, lists and
+    mappings), with the line each path was written on and the problems YAML itself has."""
 
     def __init__(self) -> None:
+        self.constructor = SafeConstructor()
+        self.lines: dict[Path, int] = {}
         self.issues: list[SpecIssue] = []
+        #: Per mapping node, its own keys (not those a merge `<<` brings): only those may not repeat.
+        self.own_keys: dict[int, set[int]] = {}
+        #: Per node, the values it holds once aliases are expanded, and how deep they are nested.
+        self.measured: dict[int, tuple[int, int]] = {}
 
-    def fail(self, node: _Node | None, path: str, message: str) -> None:
-        self.issues.append(SpecIssue(None if node is None else node.line, path, message))
+    def read(self, document: yaml.Node) -> object:
+        """Returns the document's plain data, once its expansion is measured (raises _Refused)."""
+        self.measure(document, (), _line(document), 0, set())
+        return self.plain(document, (), _line(document))
 
-    def fields(self, node: _Node, path: str, allowed: Sequence[str]) -> _Fields:
-        """Returns the fields of a mapping node, reporting a node that is no mapping and unknown fields."""
-        if not isinstance(node.value, dict):
-            self.fail(node, path, f"{_leaf(path)} == {_show(node)}, must be a mapping")
-            return _Fields(self, node, path, {})
-        entries: dict[str, _Node] = node.value
-        for name, entry in entries.items():
-            if name not in allowed:
-                self.fail(entry, _join(path, name), f"unknown field {name!r}, must be one of: {', '.join(allowed)}")
-        return _Fields(self, node, path, {k: v for k, v in entries.items() if k in allowed})
+    def measure(self, node: yaml.Node, path: Path, line: int, depth: int, inside: set[int]) -> tuple[int, int]:
+        """Returns how many values the node holds and how deep, aliases expanded, refusing a node
+        inside itself, more than MAX_VALUES values or more than MAX_DEPTH levels. Each node is walked
+        once: an alias to a node measured already costs nothing. `line` is where the value's field (or
+        item) is written, not the anchored node an alias refers to."""
+        key = id(node)
+        if key in inside:
+            raise _Refused(
+                line,
+                field_path(path) or "yaml",
+                "an alias refers to a node that holds it (a loop), must refer to a node outside it",
+            )
+        measured = self.measured.get(key)
+        if measured is None:
+            if depth > MAX_DEPTH:
+                raise _Refused(line, "yaml", _TOO_DEEP)
+            children: list[tuple[yaml.Node, Path, int]] = []
+            if isinstance(node, yaml.MappingNode):
+                self.own_keys[key] = {id(key_node) for key_node, _ in node.value}
+                for key_node, value_node in node.value:
+                    name = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+                    children += [(key_node, path, _line(key_node)), (value_node, (*path, name), _line(key_node))]
+            elif isinstance(node, yaml.SequenceNode):
+                children = [(item, (*path, i), _line(item)) for i, item in enumerate(node.value)]
+            inside.add(key)
+            values, height = 1, 0
+            for child, child_path, child_line in children:
+                child_values, child_height = self.measure(child, child_path, child_line, depth + 1, inside)
+                values, height = values + child_values, max(height, child_height + 1)
+                if values > MAX_VALUES:
+                    raise _Refused(child_line, "yaml", _TOO_MANY)
+            inside.discard(key)
+            measured = self.measured[key] = (values, height)
+        if depth + measured[1] > MAX_DEPTH:
+            raise _Refused(line, "yaml", _TOO_DEEP)
+        return measured
 
-    def items(self, node: _Node, path: str) -> list[_Node]:
-        """Returns the items of a list node, reporting a node that is no list."""
-        if isinstance(node.value, list):
-            return list(node.value)
-        self.fail(node, path, f"{_leaf(path)} == {_show(node)}, must be a list")
-        return []
+    def fail(self, line: int | None, path: Path, message: str) -> None:
+        self.issues.append(SpecIssue(line, field_path(path) or "yaml", message))
 
-    def name(self, node: _Node, path: str, pattern: _Pattern = _NAME, what: str = "") -> str:
-        """Returns the string of a node that must be a name matching `pattern`, or "" after an issue."""
-        label = what or _leaf(path)
-        value = node.value
-        if not isinstance(value, str):
-            self.fail(node, path, f"{label} == {_show(node)}, must be a string")
-            return ""
-        if len(value) > NAME_MAX_LENGTH or not pattern.regex.match(value):
-            self.fail(node, path, f"{label} == {_show(node)}, must be {pattern.expected}")
-            return ""
-        return value
-
-    def number(self, node: _Node, path: str, rule: _Rule | None = None, what: str = "") -> float | None:
-        """Returns the float of a node that must be a finite number obeying `rule`, or None after an issue."""
-        label = what or _leaf(path)
-        value = node.value
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            self.fail(node, path, f"{label} == {_show(node)}, must be a number")
-            return None
-        if rule is not None and not rule[0](value):
-            self.fail(node, path, f"{label} == {_show(node)}, must be {rule[1]}")
-            return None
-        return float(value)
-
-    def integer(self, node: _Node, path: str, rule: _Rule | None = None, what: str = "") -> int | None:
-        """Returns the int of a node that must be a whole number obeying `rule`, or None after an issue."""
-        label = what or _leaf(path)
-        value = node.value
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(node, path, f"{label} == {_show(node)}, must be a whole number")
-            return None
-        if rule is not None and not rule[0](value):
-            self.fail(node, path, f"{label} == {_show(node)}, must be {rule[1]}")
-            return None
-        return value
-
-
-def _one_of_metrics(keys: Sequence[str]) -> str:
-    """Returns what a metric reference must be, listing the experiment's metrics."""
-    return f"must be one of the metrics: {', '.join(keys)}" if keys else "must be a metric, and none is defined"
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _leaf(path: str) -> str:
-    """Returns the last part of a field path: `alpha` of `experiments[0].analysis.alpha`."""
-    return path.rsplit(".", 1)[-1]
-
-
-class _Fields:
-    """The known fields of one mapping in a spec, read with a default when absent."""
-
-    def __init__(self, reader: _Reader, node: _Node, path: str, entries: dict[str, _Node]) -> None:
-        self.reader = reader
-        self.node = node
-        self.path = path
-        self.entries = entries
-
-    def at(self, name: str) -> str:
-        return _join(self.path, name)
-
-    def get(self, name: str) -> _Node | None:
-        """Returns the field's node, or None when it is absent or null."""
-        entry = self.entries.get(name)
-        return None if entry is None or entry.value is None else entry
-
-    def missing(self, name: str, expected: str) -> None:
-        self.reader.fail(self.node, self.at(name), f"{name} is missing, must be {expected}")
-
-    def required(self, name: str, expected: str) -> _Node | None:
-        """Returns the field's node, reporting it when absent."""
-        entry = self.get(name)
-        if entry is None:
-            self.missing(name, expected)
-        return entry
-
-    def text(self, name: str, default: str) -> str:
-        entry = self.get(name)
-        if entry is None:
-            return default
-        if isinstance(entry.value, str):
-            return entry.value
-        self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be a string (quote it)")
-        return default
-
-    def required_text(self, name: str) -> str:
-        entry = self.required(name, "a non-empty string")
-        if entry is None:
-            return ""
-        if not isinstance(entry.value, str) or not entry.value.strip():
-            self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be a non-empty string")
-            return ""
-        return entry.value
-
-    def name(self, name: str, pattern: _Pattern = _NAME) -> str:
-        entry = self.required(name, pattern.expected)
-        return "" if entry is None else self.reader.name(entry, self.at(name), pattern)
-
-    def optional_name(self, name: str) -> str | None:
-        entry = self.get(name)
-        return None if entry is None else self.reader.name(entry, self.at(name)) or None
-
-    def choice(self, name: str, options: tuple[_L, ...], default: _L) -> _L:
-        entry = self.get(name)
-        if entry is None:
-            return default
-        for option in options:
-            if entry.value == option:
-                return option
-        self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be one of: {', '.join(options)}")
-        return default
-
-    def number(self, name: str, default: _D, rule: _Rule | None = None) -> float | _D:
-        entry = self.get(name)
-        if entry is None:
-            return default
-        value = self.reader.number(entry, self.at(name), rule)
-        return default if value is None else value
-
-    def integer(self, name: str, default: _D, rule: _Rule | None = None) -> int | _D:
-        entry = self.get(name)
-        if entry is None:
-            return default
-        value = self.reader.integer(entry, self.at(name), rule)
-        return default if value is None else value
-
-    def flag(self, name: str, default: bool) -> bool:
-        entry = self.get(name)
-        if entry is None:
-            return default
-        if isinstance(entry.value, bool):
-            return entry.value
-        self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be true or false")
-        return default
-
-    def day(self, name: str) -> date | None:
-        entry = self.get(name)
-        if entry is None:
-            return None
-        value = entry.value
-        if isinstance(value, date) and not isinstance(value, datetime):
-            return value
-        if isinstance(value, str):
+    def plain(self, node: yaml.Node, path: Path, line: int) -> object:
+        """Returns a node's plain data; `line` is where the value's field (or item) is written."""
+        self.lines[path] = line
+        if isinstance(node, yaml.MappingNode):
             try:
-                return date.fromisoformat(value)
-            except ValueError:
-                pass
-        self.reader.fail(entry, self.at(name), f"{name} == {_show(entry)}, must be a date (YYYY-MM-DD)")
-        return None
+                self.constructor.flatten_mapping(node)
+            except yaml.YAMLError as exc:
+                self.fail(line, path, f"merge (<<) cannot be read: {exc}")
+            own = self.own_keys.get(id(node), set())
+            entries: dict[str, object] = {}
+            own_lines: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key_line = _line(key_node)
+                key = self.scalar(key_node, path, key_line)
+                if not isinstance(key, str):
+                    self.fail(key_line, path, f"key == {show(key)}, must be a string (quote it)")
+                elif key in own_lines:
+                    self.fail(
+                        key_line,
+                        (*path, key),
+                        f"{key} is given twice (first on line {own_lines[key]}), must be given once",
+                    )
+                else:
+                    # Keys merged in with `<<` come first: the mapping's own keys override them.
+                    if id(key_node) in own:
+                        own_lines[key] = key_line
+                    entries[key] = self.plain(value_node, (*path, key), key_line)
+            return entries
+        if isinstance(node, yaml.SequenceNode):
+            return [self.plain(item, (*path, i), _line(item)) for i, item in enumerate(node.value)]
+        return self.scalar(node, path, line)
 
-    def names(self, name: str, default: tuple[str, ...], metrics: Sequence[str] | None = None) -> tuple[str, ...]:
-        """Returns a list of unique names (NAME_PATTERN), each one of `metrics` when that is given."""
-        entry = self.get(name)
-        if entry is None:
-            return default
-        found: list[str] = []
-        for i, item in enumerate(self.reader.items(entry, self.at(name))):
-            at = f"{self.at(name)}[{i}]"
-            value = self.reader.name(item, at)
-            if value in found:
-                self.reader.fail(item, at, f"{value!r} is listed twice, must be listed once")
-            elif value and metrics is not None and value not in metrics:
-                self.reader.fail(item, at, f"{_leaf(at)} == {value!r}, {_one_of_metrics(metrics)}")
-            elif value:
-                found.append(value)
-        return tuple(found)
-
-
-def _pairs(reader: _Reader, node: _Node, path: str) -> list[tuple[object, _Node, str]]:
-    """Returns (name, value node, path) for a mapping or a list of [name, value] pairs, in order."""
-    if isinstance(node.value, dict):
-        return [(name, entry, _join(path, name)) for name, entry in node.value.items()]
-    pairs: list[tuple[object, _Node, str]] = []
-    for i, item in enumerate(reader.items(node, path)):
-        if isinstance(item.value, list) and len(item.value) == 2:
-            name_node, value_node = item.value
-            pairs.append((name_node.value, value_node, f"{path}[{i}]"))
-        else:
-            reader.fail(item, f"{path}[{i}]", f"{_leaf(path)} item == {_show(item)}, must be a [name, value] pair")
-    return pairs
-
-
-def _read_pilot(reader: _Reader, root: _Node) -> PilotSpec:
-    if not isinstance(root.value, dict):
-        reader.fail(
-            root,
-            "pilot",
-            f"the spec == {_show(root)}, must be a mapping with pilot:, experiments: and decision:",
-        )
-        return PilotSpec(key="", name="")
-    top = reader.fields(root, "", _TOP_FIELDS)
-    experiments_node = top.get("experiments")
-    experiment_items = [] if experiments_node is None else reader.items(experiments_node, "experiments")
-    experiments = tuple(_read_experiment(reader, item, f"experiments[{i}]") for i, item in enumerate(experiment_items))
-    _check_experiments_together(reader, experiments, experiment_items)
-    decision_node = top.get("decision")
-    decision = _PILOT_DEFAULTS.decision if decision_node is None else _read_decision(reader, decision_node)
-    pilot_node = top.required("pilot", "a mapping with key and name")
-    if pilot_node is None:
-        return PilotSpec(key="", name="", experiments=experiments, decision=decision)
-    fields = reader.fields(pilot_node, "pilot", _PILOT_FIELDS)
-    districts, district_population = _read_districts(reader, fields)
-    start, next_decision = fields.day("start"), fields.day("next_decision")
-    if start is not None and next_decision is not None and next_decision < start:
-        reader.fail(
-            fields.get("next_decision"),
-            "pilot.next_decision",
-            f"next_decision == {next_decision.isoformat()}, must be on or after start ({start.isoformat()})",
-        )
-    return PilotSpec(
-        key=fields.name("key", _PILOT_KEY),
-        name=fields.required_text("name"),
-        stage=fields.choice("stage", STAGES, _PILOT_DEFAULTS.stage),
-        consent=fields.choice("consent", CONSENT_MODES, _PILOT_DEFAULTS.consent),
-        owner=fields.text("owner", _PILOT_DEFAULTS.owner),
-        description=fields.text("description", _PILOT_DEFAULTS.description),
-        budget=fields.number("budget", None, _NON_NEGATIVE),
-        currency=_read_currency(reader, fields),
-        population=fields.integer("population", None, _POSITIVE),
-        districts=districts,
-        district_population=district_population,
-        segments=fields.names("segments", _PILOT_DEFAULTS.segments),
-        key_action=fields.optional_name("key_action"),
-        holdout=fields.number("holdout", _PILOT_DEFAULTS.holdout, (lambda v: 0 <= v < 1, "in [0, 1)")),
-        start=start,
-        next_decision=next_decision,
-        experiments=experiments,
-        decision=decision,
-    )
-
-
-def _read_currency(reader: _Reader, fields: _Fields) -> str:
-    entry = fields.get("currency")
-    default = _PILOT_DEFAULTS.currency
-    return default if entry is None else reader.name(entry, "pilot.currency", _CURRENCY) or default
-
-
-def _read_districts(reader: _Reader, fields: _Fields) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
-    """Returns the districts and, when the spec gives them, their populations.
-
-    Districts are a list of names, a mapping of name to population, or a list of [name, population]
-    pairs (the JSON form, which keeps the order in stores that reorder object keys)."""
-    entry = fields.get("districts")
-    if entry is None:
-        return (), ()
-    path = fields.at("districts")
-    if isinstance(entry.value, list) and all(isinstance(item.value, str) for item in entry.value):
-        return _unique_districts(reader, [(item.value, item, f"{path}[{i}]") for i, item in enumerate(entry.value)]), ()
-    named: list[tuple[object, _Node, str]] = []
-    populations: list[tuple[str, int]] = []
-    for name, population_node, at in _pairs(reader, entry, path):
-        named.append((name, population_node, at))
-        population = reader.integer(population_node, at, _POSITIVE, what=f"population of {name!r}")
-        if isinstance(name, str) and population is not None:
-            populations.append((name, population))
-    districts = _unique_districts(reader, named)
-    return districts, tuple(p for p in populations if p[0] in districts)
-
-
-def _unique_districts(reader: _Reader, named: list[tuple[object, _Node, str]]) -> tuple[str, ...]:
-    found: list[str] = []
-    for name, node, at in named:
-        if not isinstance(name, str) or not name.strip():
-            reader.fail(node, at, f"district == {_show(name)}, must be a non-empty string")
-        elif name in found:
-            reader.fail(node, at, f"district {name!r} is listed twice, must be listed once")
-        else:
-            found.append(name)
-    return tuple(found)
-
-
-def _read_experiment(reader: _Reader, node: _Node, path: str) -> ExperimentSpec:
-    fields = reader.fields(node, path, _EXPERIMENT_FIELDS)
-    metrics = _read_metrics(reader, fields)
-    metric_keys = list(dict.fromkeys(m.key for m in metrics if m.key))
-    primary = _read_primary(reader, fields, metric_keys)
-    secondary = fields.names("secondary", _EXPERIMENT_DEFAULTS.secondary, metric_keys)
-    if primary and primary in secondary:
-        reader.fail(
-            fields.get("secondary"),
-            fields.at("secondary"),
-            f"secondary lists {primary!r}, must not list the primary metric",
-        )
-    analysis = fields.get("analysis")
-    return ExperimentSpec(
-        key=fields.name("key"),
-        variants=_read_variants(reader, fields),
-        metrics=metrics,
-        primary=primary,
-        hypothesis=fields.text("hypothesis", _EXPERIMENT_DEFAULTS.hypothesis),
-        salt=fields.text("salt", _EXPERIMENT_DEFAULTS.salt),
-        allocation=fields.number("allocation", _EXPERIMENT_DEFAULTS.allocation, (lambda v: 0 < v <= 1, "in (0, 1]")),
-        layer=_read_layer(reader, fields),
-        secondary=secondary,
-        guardrails=_read_guardrails(reader, fields, metric_keys),
-        analysis=_EXPERIMENT_DEFAULTS.analysis
-        if analysis is None
-        else _read_analysis(reader, analysis, fields.at("analysis")),
-        minimum_detectable_effect=fields.number("minimum_detectable_effect", None, _POSITIVE),
-        planned_sample=fields.integer("planned_sample", None, _POSITIVE),
-        planned_days=fields.integer("planned_days", None, _POSITIVE),
-    )
-
-
-def _read_variants(reader: _Reader, fields: _Fields) -> tuple[tuple[str, float], ...]:
-    """Returns the variants in declaration order: a mapping of name to weight, or [name, weight] pairs."""
-    entry = fields.required("variants", "a mapping of variant name to weight")
-    if entry is None:
-        return ()
-    path = fields.at("variants")
-    variants: list[tuple[str, float]] = []
-    weights: list[float | None] = []
-    for name, weight_node, at in _pairs(reader, entry, path):
-        variant = reader.name(_Node(name, weight_node.line), at, what="variant name")
-        weight = reader.number(weight_node, at, _POSITIVE, what=f"weight of {name!r}")
-        weights.append(weight)
-        if variant and variant in dict(variants):
-            reader.fail(weight_node, at, f"variant {variant!r} is declared twice, must be declared once")
-        elif variant and weight is not None:
-            variants.append((variant, weight))
-    if isinstance(entry.value, dict | list) and len(entry.value) < 2:
-        reader.fail(entry, path, f"variants has {len(entry.value)}, must have at least 2")
-    valid = [weight for weight in weights if weight is not None]
-    total = math.fsum(valid)
-    if valid and len(valid) == len(weights) and abs(total - 1.0) > WEIGHT_TOLERANCE:
-        reader.fail(entry, path, f"weights sum to {total:.12g}, must sum to 1")
-    return tuple(variants)
-
-
-def _read_layer(reader: _Reader, fields: _Fields) -> Layer | None:
-    """Returns the layer: a name (the whole range) or {name, start, end}."""
-    entry = fields.get("layer")
-    path = fields.at("layer")
-    if entry is None:
-        return None
-    if isinstance(entry.value, str):
-        return Layer(reader.name(entry, path, what="layer"))
-    layer = reader.fields(entry, path, _LAYER_FIELDS)
-    start = layer.number("start", _LAYER_DEFAULTS.start, (lambda v: 0 <= v < 1, "in [0, 1)"))
-    end = layer.number("end", _LAYER_DEFAULTS.end, (lambda v: 0 < v <= 1, "in (0, 1]"))
-    if start >= end:
-        reader.fail(layer.get("start") or entry, layer.at("start"), f"start == {start!r}, must be below end ({end!r})")
-    return Layer(layer.name("name"), start, end)
-
-
-def _read_metrics(reader: _Reader, fields: _Fields) -> tuple[MetricSpec, ...]:
-    entry = fields.required("metrics", "a list of metric definitions")
-    if entry is None:
-        return ()
-    path = fields.at("metrics")
-    metrics: list[MetricSpec] = []
-    for i, item in enumerate(reader.items(entry, path)):
-        metric = _read_metric(reader, item, f"{path}[{i}]")
-        if metric.key and metric.key in {m.key for m in metrics}:
-            reader.fail(item, f"{path}[{i}].key", f"key == {metric.key!r}, must be unique among the metrics")
-        metrics.append(metric)
-    if not metrics and isinstance(entry.value, list):
-        reader.fail(entry, path, "metrics == [], must define at least one metric")
-    return tuple(metrics)
-
-
-def _read_metric(reader: _Reader, node: _Node, path: str) -> MetricSpec:
-    fields = reader.fields(node, path, _METRIC_FIELDS)
-    type_node = fields.required("type", f"one of: {', '.join(METRIC_TYPES)}")
-    metric_type = fields.choice("type", METRIC_TYPES, "proportion")
-    defaults = MetricSpec(key="", type=metric_type, action="")
-    metric = MetricSpec(
-        key=fields.name("key"),
-        type=metric_type,
-        action=_read_action(reader, fields, metric_type),
-        window_days=fields.number("window_days", defaults.window_days, _POSITIVE),
-        aggregate=fields.choice("aggregate", AGGREGATES, defaults.aggregate),
-        denominator=fields.optional_name("denominator"),
-        denominator_aggregate=fields.choice("denominator_aggregate", AGGREGATES, defaults.denominator_aggregate),
-        week=fields.integer("week", None, _NON_NEGATIVE),
-        covariate_days=fields.number("covariate_days", None, _POSITIVE),
-        higher_is_better=fields.flag("higher_is_better", defaults.higher_is_better),
-        description=fields.text("description", defaults.description),
-    )
-    if type_node is None:
-        return metric
-    if metric_type == "ratio" and metric.denominator is None and fields.get("denominator") is None:
-        fields.missing("denominator", "given for a ratio metric (the action below the line)")
-    if metric_type == "retention" and metric.week is None and fields.get("week") is None:
-        fields.missing(
-            "week", "given for a retention metric (0 for the first week after first use, 1 for the next, ...)"
-        )
-    # Fields another metric type uses must keep their default here, or they would change what the
-    # stream processors read without changing the metric's value.
-    applies = {
-        "aggregate": ("mean", "ratio"),
-        "denominator": ("ratio",),
-        "denominator_aggregate": ("ratio",),
-        "week": ("retention",),
-        "covariate_days": ("mean",),
-    }
-    for name, types in applies.items():
-        entry = fields.get(name)
-        if metric_type not in types and entry is not None and getattr(metric, name) != getattr(defaults, name):
-            reader.fail(
-                entry,
-                fields.at(name),
-                f"{name} == {_show(entry)}, must be left out: only {' and '.join(types)} metrics use it",
-            )
-    return metric
-
-
-def _read_action(reader: _Reader, fields: _Fields, metric_type: MetricType) -> str:
-    entry = fields.required("action", "the usage action the metric counts")
-    if entry is None:
-        return ""
-    if entry.value == ANY_ACTION:
-        if metric_type == "retention":
-            return ANY_ACTION
-        reader.fail(
-            entry,
-            fields.at("action"),
-            f"action == '{ANY_ACTION}', must be an action name ('{ANY_ACTION}' is for retention only)",
-        )
-        return ""
-    return reader.name(entry, fields.at("action"))
-
-
-def _read_primary(reader: _Reader, fields: _Fields, metric_keys: list[str]) -> str:
-    entry = fields.required("primary", "the key of one of the experiment's metrics")
-    key = "" if entry is None else reader.name(entry, fields.at("primary"))
-    if key and key not in metric_keys:
-        reader.fail(
-            entry,
-            fields.at("primary"),
-            f"primary == {key!r}, {_one_of_metrics(metric_keys)}",
-        )
-    return key
-
-
-def _read_guardrails(reader: _Reader, fields: _Fields, metric_keys: list[str]) -> tuple[Guardrail, ...]:
-    """Returns the guardrails: each a metric key or {metric, tolerance}."""
-    entry = fields.get("guardrails")
-    if entry is None:
-        return ()
-    path = fields.at("guardrails")
-    guardrails: list[Guardrail] = []
-    for i, item in enumerate(reader.items(entry, path)):
-        at = f"{path}[{i}]"
-        if isinstance(item.value, str):
-            guardrail = Guardrail(reader.name(item, at, what="guardrail metric"))
-        else:
-            spec = reader.fields(item, at, _GUARDRAIL_FIELDS)
-            guardrail = Guardrail(
-                spec.name("metric"), spec.number("tolerance", _GUARDRAIL_DEFAULTS.tolerance, _NON_NEGATIVE)
-            )
-        if guardrail.metric and guardrail.metric not in metric_keys:
-            reader.fail(
-                item,
-                at,
-                f"metric == {guardrail.metric!r}, {_one_of_metrics(metric_keys)}",
-            )
-        elif guardrail.metric and guardrail.metric in {g.metric for g in guardrails}:
-            reader.fail(item, at, f"metric == {guardrail.metric!r} has a guardrail already, must have one only")
-        guardrails.append(guardrail)
-    return tuple(guardrails)
-
-
-def _read_analysis(reader: _Reader, node: _Node, path: str) -> AnalysisPlan:
-    fields = reader.fields(node, path, _ANALYSIS_FIELDS)
-    defaults = AnalysisPlan()
-    return AnalysisPlan(
-        engine=fields.choice("engine", ENGINES, defaults.engine),
-        difference=fields.choice("difference", DIFFERENCES, defaults.difference),
-        alpha=fields.number("alpha", defaults.alpha, _OPEN_UNIT),
-        correction=fields.choice("correction", CORRECTIONS, defaults.correction),
-        sequential_tuning=fields.integer("sequential_tuning", defaults.sequential_tuning, _POSITIVE),
-    )
-
-
-def _read_decision(reader: _Reader, node: _Node) -> DecisionRules:
-    fields = reader.fields(node, "decision", _DECISION_FIELDS)
-    defaults = DecisionRules()
-    return DecisionRules(
-        minimum_effect=fields.number("minimum_effect", defaults.minimum_effect),
-        min_active_participants=fields.integer("min_active_participants", None, _NON_NEGATIVE),
-        max_cost_per_active=fields.number("max_cost_per_active", None, _NON_NEGATIVE),
-        min_adopters_forecast=fields.integer("min_adopters_forecast", None, _NON_NEGATIVE),
-        forecast_horizon_days=fields.integer("forecast_horizon_days", defaults.forecast_horizon_days, _POSITIVE),
-        min_district_reach=fields.number("min_district_reach", None, _UNIT),
-        max_reach_gap=fields.number("max_reach_gap", None, _UNIT),
-        min_nps=fields.number("min_nps", None, (lambda v: -100 <= v <= 100, "in [-100, 100]")),
-        min_sus=fields.number("min_sus", None, (lambda v: 0 <= v <= 100, "in [0, 100]")),
-        min_rating=fields.number("min_rating", None),
-    )
-
-
-def _check_experiments_together(reader: _Reader, experiments: Sequence[ExperimentSpec], nodes: list[_Node]) -> None:
-    """Reports experiment keys given twice and experiments whose ranges of one layer overlap."""
-    for j, (experiment, node) in enumerate(zip(experiments, nodes, strict=True)):
-        for i, earlier in enumerate(experiments[:j]):
-            if experiment.key and experiment.key == earlier.key:
-                reader.fail(
-                    _entry(node, "key"),
-                    f"experiments[{j}].key",
-                    f"key == {experiment.key!r}, must be unique: experiments[{i}] has it",
-                )
-            a, b = experiment.layer, earlier.layer
-            if a is not None and b is not None and a.name == b.name and a.start < b.end and b.start < a.end:
-                reader.fail(
-                    _entry(node, "layer"),
-                    f"experiments[{j}].layer",
-                    f"layer {a.name!r} range [{a.start:g}, {a.end:g}) overlaps [{b.start:g}, {b.end:g}) of "
-                    f"experiment {earlier.key!r}, must not overlap another experiment of the layer",
-                )
-
-
-def _entry(node: _Node, name: str) -> _Node:
-    """Returns the node of a mapping's field when it has it, else the mapping's node."""
-    return node.value.get(name, node) if isinstance(node.value, dict) else node
-
-
-def _from_yaml(node: yaml.Node, line: int, path: str, reader: _Reader, constructor: SafeConstructor) -> _Node:
-    """Returns the `_Node` tree of a composed YAML node; `line` is where the value's field is written."""
-    if isinstance(node, yaml.MappingNode):
-        # Keys merged in with `<<` may be overridden; keys written twice in the mapping may not.
-        own_keys = {id(key_node) for key_node, _ in node.value}
+    def scalar(self, node: yaml.Node, path: Path, line: int) -> object:
+        """Returns the Python value of a YAML scalar (str, int, float, bool, date or None)."""
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(line, path, "a key must be a plain value, not a list or a mapping")
+            return None
         try:
-            constructor.flatten_mapping(node)
-        except yaml.YAMLError as exc:
-            reader.fail(_Node(None, line), path, f"merge (<<) cannot be read: {exc}")
-        entries: dict[str, _Node] = {}
-        own_lines: dict[str, int] = {}
-        for key_node, value_node in node.value:
-            key_line = key_node.start_mark.line + 1
-            key = _construct(key_node, key_line, path, reader, constructor)
-            if not isinstance(key, str):
-                reader.fail(_Node(key, key_line), path, f"key == {_show(key)}, must be a string (quote it)")
-            elif key in own_lines:
-                reader.fail(
-                    _Node(key, key_line),
-                    _join(path, key),
-                    f"{key} is given twice (first on line {own_lines[key]}), must be given once",
-                )
-            else:
-                if id(key_node) in own_keys:
-                    own_lines[key] = key_line
-                entries[key] = _from_yaml(value_node, key_line, _join(path, key), reader, constructor)
-        return _Node(entries, line)
-    if isinstance(node, yaml.SequenceNode):
-        items = [
-            _from_yaml(item, item.start_mark.line + 1, f"{path}[{i}]", reader, constructor)
-            for i, item in enumerate(node.value)
-        ]
-        return _Node(items, line)
-    return _Node(_construct(node, line, path, reader, constructor), line)
+            return self.constructor.construct_object(node)
+        except (yaml.YAMLError, ValueError) as exc:
+            self.fail(line, path, f"{node.value[:60]!r} cannot be read: {exc}")
+            return None
 
 
-def _construct(node: yaml.Node, line: int, path: str, reader: _Reader, constructor: SafeConstructor) -> object:
-    """Returns the Python value of a YAML scalar (str, int, float, bool, date or None)."""
-    if not isinstance(node, yaml.ScalarNode):
-        reader.fail(_Node(None, line), path, "a key must be a plain value, not a list or a mapping")
-        return None
+def _read_yaml(text: str | bytes) -> tuple[object, _YamlTree]:
+    """Returns a spec file's plain data and its tree (lines, issues); raises _Refused or SpecError."""
+    decoded = _decoded(text)
     try:
-        return constructor.construct_object(node)
-    except (yaml.YAMLError, ValueError) as exc:
-        reader.fail(_Node(None, line), path, f"{node.value!r} cannot be read: {exc}")
-        return None
-
-
-def _from_plain(value: object, path: str, reader: _Reader) -> _Node:
-    """Returns the `_Node` tree of plain data (the JSON form), without lines."""
-    if isinstance(value, Mapping):
-        entries: dict[str, _Node] = {}
-        for key, item in value.items():
-            if isinstance(key, str):
-                entries[key] = _from_plain(item, _join(path, key), reader)
-            else:
-                reader.fail(None, path, f"key == {_show(key)}, must be a string")
-        return _Node(entries, None)
-    if isinstance(value, list | tuple):
-        return _Node([_from_plain(item, f"{path}[{i}]", reader) for i, item in enumerate(value)], None)
-    return _Node(value, None)
-
-
-def _finish(reader: _Reader, read: _D, source: str) -> _D:
-    """Returns what was read when nothing was reported, else raises SpecError with the issues by line."""
-    if reader.issues:
-        raise SpecError(sorted(reader.issues, key=lambda i: math.inf if i.line is None else i.line), source)
-    return read
-
-
-def parse_pilot_spec(text: str, source: str = "<spec>") -> PilotSpec:
-    """Returns the pilot spec a YAML file declares; raises SpecError naming each issue's line and field."""
-    try:
-        document = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_events(decoded)
+        document = yaml.compose(decoded, Loader=_LOADER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = None if mark is None else mark.line + 1
         problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError([SpecIssue(line, "yaml", f"{problem}, must be valid YAML")], source) from exc
+        raise _Refused(None if mark is None else mark.line + 1, "yaml", f"{problem}, must be valid YAML") from None
     if document is None:
-        raise SpecError([SpecIssue(None, "pilot", "the file is empty, must declare pilot: with key and name")], source)
-    reader = _Reader()
-    root = _from_yaml(document, document.start_mark.line + 1, "", reader, SafeConstructor())
-    return _finish(reader, _read_pilot(reader, root), source)
+        raise _Refused(None, "pilot", "the file is empty, must declare pilot: with key and name")
+    tree = _YamlTree()
+    return tree.read(document), tree
+
+
+# --- validation and its errors ------------------------------------------------------------------
+
+
+class _Absent:
+    """A place in a document that holds nothing (a missing field)."""
+
+
+_ABSENT = _Absent()
+
+
+def _pilot_arguments(document: object, fail: Callable[[Path, str], None]) -> tuple[dict[str, Any], bool]:
+    """Returns the PilotSpec fields a spec document gives (pilot:, experiments:, decision: laid out
+    flat; districts with populations split in two), and whether it has a readable `pilot:`."""
+    if not isinstance(document, Mapping):
+        fail((), f"the spec == {show(document)}, must be a mapping with pilot:, experiments: and decision:")
+        return {}, False
+    for name in document:
+        if name not in _TOP_FIELDS:
+            fail((name,), f"unknown field {name!r}, must be one of: {', '.join(_TOP_FIELDS)}")
+    arguments = {name: document[name] for name in ("experiments", "decision") if name in document}
+    pilot = document.get("pilot")
+    if not isinstance(pilot, Mapping):
+        expected = "must be a mapping with key and name"
+        fail(("pilot",), f"pilot is missing, {expected}" if pilot is None else f"pilot == {show(pilot)}, {expected}")
+        return arguments, False
+    for name, value in pilot.items():
+        if name in _PILOT_FIELDS:
+            arguments[name] = value
+        else:
+            fail(("pilot", name), f"unknown field {name!r}, must be one of: {', '.join(_PILOT_FIELDS)}")
+    districts = arguments.get("districts")
+    if isinstance(districts, Mapping) or (isinstance(districts, list) and any(isinstance(d, list) for d in districts)):
+        pairs = list(districts.items()) if isinstance(districts, Mapping) else districts
+        arguments["districts"] = [pair[0] if isinstance(pair, list | tuple) and pair else pair for pair in pairs]
+        arguments["district_population"] = pairs
+    return arguments, True
+
+
+def _bare(annotation: Any) -> Any:
+    """Returns a type without its Annotated metadata and without `| None`."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin is Union or origin is UnionType:
+            annotation = next(a for a in get_args(annotation) if a is not type(None))
+        else:
+            return annotation
+
+
+def _field_info(record: type, loc: Sequence[str | int]) -> tuple[type | None, FieldInfo | None]:
+    """Returns the record that holds the last field of a pydantic `loc` and that field's info (None
+    for a field the record does not have)."""
+    annotation: Any = record
+    holder: type | None = None
+    info: FieldInfo | None = None
+    for part in loc:
+        annotation = _bare(annotation)
+        fields: dict[str, FieldInfo] | None = getattr(annotation, "__pydantic_fields__", None)
+        if isinstance(part, str) and fields is not None:
+            holder, info = annotation, fields.get(part)
+            if info is None:
+                return holder, None
+            annotation = info.annotation
+        elif isinstance(part, int) and get_origin(annotation) is tuple:
+            annotation = get_args(annotation)[0]
+        else:
+            return None, None
+    return holder, info
+
+
+def _locate(loc: Sequence[str | int], document: object) -> tuple[Path, str]:
+    """Returns the document path a location names, and what a message calls the value there.
+
+    A location goes into the records' fields; the path into the document: through a mapping read
+    as a list of pairs (variants, districts) it names the pair's key, and it stops at a bare value
+    written for a record (`layer: onboarding`).
+    """
+    path: list[str | int] = []
+    node: object = document
+    label: str | None = None
+    parts = list(loc)
+    while parts:
+        part = parts.pop(0)
+        field = next((p for p in reversed(path) if isinstance(p, str)), "")
+        if isinstance(node, Mapping) and isinstance(part, int):
+            keys = list(node)
+            name = keys[part] if part < len(keys) else part
+            path.append(name)
+            position = parts[0] if parts and parts[0] in (0, 1) else 0
+            if field in _PAIR_LABELS:
+                label = _PAIR_LABELS[field][position].format(name)
+            break
+        if isinstance(node, list) and isinstance(part, int):
+            path.append(part)
+            node = node[part] if part < len(node) else _ABSENT
+            if field in _PAIR_LABELS and parts and parts[0] in (0, 1):
+                name = node[0] if isinstance(node, list) and node else part
+                label = _PAIR_LABELS[field][parts[0]].format(name)
+                break
+        elif isinstance(node, Mapping):
+            path.append(part)
+            node = node.get(part, _ABSENT)
+        elif node is _ABSENT:
+            path.append(part)
+        else:
+            break
+    text = field_path(tuple(path))
+    return tuple(path), label or text.rsplit(".", 1)[-1]
+
+
+def _message(error: ErrorDetails, record: type, label: str) -> str:
+    """Returns what an error says: the value, and what it must be."""
+    kind, context = error["type"], error.get("ctx") or {}
+    loc = error["loc"]
+    leaf = str(loc[-1]) if loc else label
+    if kind == "spec_rule":
+        return str(context["message"])
+    value = show(context.get("value", error["input"]))
+    if kind == "spec_value":
+        return f"{label} == {value}, must be {context['expected']}"
+    holder, info = _field_info(record, loc)
+    if kind == "missing":
+        return f"{leaf} is missing, must be {info.description if info and info.description else 'given'}"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        allowed = ", ".join(getattr(holder, "__pydantic_fields__", {}))
+        return f"unknown field {leaf!r}, must be one of: {allowed}"
+    if kind == "literal_error" and info is not None:
+        return f"{label} == {value}, must be one of: {', '.join(map(str, get_args(_bare(info.annotation))))}"
+    if kind in _EXPECTED:
+        return f"{label} == {value}, must be {_EXPECTED[kind]}"
+    return f"{label} == {value}, {error['msg']}"
+
+
+def _line_at(lines: Mapping[Path, int], path: Path) -> int | None:
+    """Returns the line a path was written on, else its nearest parent's (None for the JSON form)."""
+    return next((lines[path[:n]] for n in range(len(path), -1, -1) if path[:n] in lines), None)
+
+
+def _validated(
+    record: type[_R],
+    arguments: object,
+    document: object,
+    path_of: Callable[[Sequence[str | int]], Sequence[str | int]],
+    lines: Mapping[Path, int],
+    issues: list[SpecIssue],
+) -> _R | None:
+    """Returns the record the arguments make, or None with the refusals added to `issues`, each at
+    the document path `path_of` gives for its location and that path's line."""
+    adapter: TypeAdapter[_R] = _ADAPTERS[record]
+    try:
+        return adapter.validate_python(arguments)
+    except ValidationError as exc:
+        errors: list[ErrorDetails] = exc.errors()
+        for error in errors:
+            at: Path = tuple((error.get("ctx") or {}).get("at", ()))
+            path, label = _locate((*path_of(error["loc"]), *at), document)
+            issues.append(SpecIssue(_line_at(lines, path), field_path(path), _message(error, record, label)))
+        return None
+
+
+def _pilot_path(loc: Sequence[str | int]) -> Sequence[str | int]:
+    """Returns where in a spec document a PilotSpec field's location is written."""
+    if loc and loc[0] in ("experiments", "decision"):
+        return loc
+    if loc and loc[0] == "district_population":
+        return ("pilot", "districts", *loc[1:])
+    return ("pilot", *loc)
+
+
+def _read_pilot(document: object, lines: Mapping[Path, int], issues: list[SpecIssue], source: str) -> PilotSpec:
+    """Returns the pilot a spec document declares; raises SpecError with `issues` and its own."""
+
+    def fail(path: Path, message: str) -> None:
+        issues.append(SpecIssue(_line_at(lines, path), field_path(path) or "pilot", message))
+
+    arguments, has_pilot = _pilot_arguments(document, fail)
+    found: list[SpecIssue] = []
+    spec = _validated(PilotSpec, arguments, document, _pilot_path, lines, found)
+    # Without a readable `pilot:`, its fields are all missing: that is said once, above.
+    issues += [i for i in found if has_pilot or not (i.field == "pilot" or i.field.startswith("pilot."))]
+    if issues or spec is None:
+        raise SpecError(issues, source)
+    return spec
+
+
+def parse_pilot_spec(text: str | bytes, source: str = "<spec>") -> PilotSpec:
+    """Returns the pilot spec a YAML file declares (text, or bytes in UTF-8); raises SpecError naming
+    each issue's line and field."""
+    try:
+        document, tree = _read_yaml(text)
+    except _Refused as refused:
+        raise SpecError([refused.issue], source) from None
+    return _read_pilot(document, tree.lines, tree.issues, source)
 
 
 def spec_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> PilotSpec:
     """Returns the pilot spec of its JSON form (`spec_to_dict`, or a parsed spec file); raises SpecError."""
-    reader = _Reader()
-    root = _from_plain(data, "", reader)
-    return _finish(reader, _read_pilot(reader, root), source)
+    return _read_pilot(data, {}, [], source)
 
 
 def experiment_from_dict(data: Mapping[str, Any], source: str = "<dict>") -> ExperimentSpec:
     """Returns the experiment of its JSON form (`experiment_to_dict`); raises SpecError."""
-    reader = _Reader()
-    return _finish(reader, _read_experiment(reader, _from_plain(data, "experiment", reader), "experiment"), source)
+    issues: list[SpecIssue] = []
+    experiment = _validated(ExperimentSpec, data, {"experiment": data}, lambda loc: ("experiment", *loc), {}, issues)
+    if experiment is None:
+        raise SpecError(issues, source)
+    return experiment
+
+
+# --- the JSON form ------------------------------------------------------------------------------
+
+
+def text_to_json(text: LocalizedText) -> str | dict[str, str]:
+    """Returns a text's JSON form: the plain string of a text without a language ("" when empty),
+    else the mapping of language to text."""
+    given = text.given()
+    return given.get("", "") if not given or "" in given else given
+
+
+def _json(value: object) -> Any:
+    """Returns a record or a value in JSON form: lists for tuples, ISO dates, texts as text_to_json."""
+    if isinstance(value, LocalizedText):
+        return text_to_json(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return [_json(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
 
 
 def spec_to_dict(spec: PilotSpec) -> dict[str, Any]:
@@ -823,36 +548,21 @@ def spec_to_dict(spec: PilotSpec) -> dict[str, Any]:
     Variants (and districts with populations) are lists of [name, value] pairs rather than objects
     so that a store which reorders object keys (PostgreSQL jsonb) keeps the bucketing order.
     """
-    pilot = {name: getattr(spec, name) for name in _PILOT_FIELDS}
-    pilot["districts"] = [list(pair) for pair in spec.district_population] or list(spec.districts)
-    pilot["segments"] = list(spec.segments)
-    pilot["start"] = None if spec.start is None else spec.start.isoformat()
-    pilot["next_decision"] = None if spec.next_decision is None else spec.next_decision.isoformat()
+    pilot = {name: _json(getattr(spec, name)) for name in _PILOT_FIELDS}
+    pilot["districts"] = _json(spec.district_population) or list(spec.districts)
     return {
         "pilot": pilot,
         "experiments": [experiment_to_dict(e) for e in spec.experiments],
-        "decision": dataclasses.asdict(spec.decision),
+        "decision": _json(spec.decision),
     }
 
 
 def experiment_to_dict(experiment: ExperimentSpec) -> dict[str, Any]:
     """Returns the JSON form of one experiment, as it appears in `spec_to_dict`'s `experiments`."""
-    return {
-        "key": experiment.key,
-        "hypothesis": experiment.hypothesis,
-        "salt": experiment.salt,
-        "variants": [[name, weight] for name, weight in experiment.variants],
-        "allocation": experiment.allocation,
-        "layer": None if experiment.layer is None else dataclasses.asdict(experiment.layer),
-        "metrics": [dataclasses.asdict(m) for m in experiment.metrics],
-        "primary": experiment.primary,
-        "secondary": list(experiment.secondary),
-        "guardrails": [dataclasses.asdict(g) for g in experiment.guardrails],
-        "analysis": dataclasses.asdict(experiment.analysis),
-        "minimum_detectable_effect": experiment.minimum_detectable_effect,
-        "planned_sample": experiment.planned_sample,
-        "planned_days": experiment.planned_days,
-    }
+    return dict(_json(experiment))
+
+
+# --- changes ------------------------------------------------------------------------------------
 
 
 def _plan_fields(experiment: ExperimentSpec) -> dict[str, object]:
@@ -864,11 +574,18 @@ def _plan_fields(experiment: ExperimentSpec) -> dict[str, object]:
     }
     for name in ("salt", "allocation", "layer"):
         fields[name] = plan[name]
-    fields.update({f"metrics.{m['key']}": m for m in plan["metrics"]})
+    texts: dict[str, object] = {}
+    for metric in plan["metrics"]:
+        for name in _METRIC_TEXTS:
+            text = metric.pop(name)
+            if text:
+                texts[f"metrics.{metric['key']}.{name}"] = text
+        fields[f"metrics.{metric['key']}"] = metric
+    fields.update(texts)
     for name in ("primary", "secondary", "guardrails"):
         fields[name] = plan[name]
     fields.update({f"analysis.{name}": value for name, value in plan["analysis"].items()})
-    for name in ("minimum_detectable_effect", "planned_sample", "planned_days", "hypothesis"):
+    for name in ("minimum_detectable_effect", "planned_sample", "planned_days", "hypothesis", "name"):
         fields[name] = plan[name]
     return fields
 
@@ -890,9 +607,10 @@ def plan_changes(old: ExperimentSpec | None, new: ExperimentSpec) -> list[PlanCh
     `old` is None), each with its JSON-ready old and new value.
 
     Fields: variants (names in order), weights, salt, allocation, layer, metrics.<key> (a metric's
-    whole definition), primary, secondary, guardrails, analysis.<field>, minimum_detectable_effect,
-    planned_sample, planned_days, hypothesis. `locked` is True for the pre-registered fields
-    (`LOCKED_FIELDS`) and for the definition of the primary metric.
+    whole definition but its texts), metrics.<key>.name and metrics.<key>.description (when given),
+    primary, secondary, guardrails, analysis.<field>, minimum_detectable_effect, planned_sample,
+    planned_days, hypothesis, name. `locked` is True for the pre-registered fields (`LOCKED_FIELDS`)
+    and for the definition of the primary metric.
     """
     if old is not None and old.key != new.key:
         raise ValueError(f"new.key == {new.key!r}, must be the key of the old plan ({old.key!r})")

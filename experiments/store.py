@@ -225,7 +225,7 @@ class Store:
             if row is None:
                 row = m.Pilot(key=spec.key, created_at=t)
                 s.add(row)
-            row.name, row.stage, row.consent, row.owner = spec.name, spec.stage, spec.consent, spec.owner
+            row.name, row.stage, row.consent, row.owner = str(spec.name), spec.stage, spec.consent, spec.owner
             row.spec, row.next_decision, row.updated_at = pilot_doc, spec.next_decision, t
             # The pilot row exists before its experiments and API key refer to it.
             s.flush()

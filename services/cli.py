@@ -18,7 +18,7 @@ import orjson
 
 from experiments.privacy import safe_participant_id
 from experiments.settings import Settings, load_settings
-from experiments.specs import SpecError, parse_pilot_spec
+from experiments.specs import MAX_SPEC_BYTES, SpecError, parse_pilot_spec
 from experiments.store import Store, StoreError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -57,7 +57,8 @@ def cmd_analyze(args: argparse.Namespace, _settings: Settings) -> int:
 
 
 def cmd_pilot_apply(args: argparse.Namespace, settings: Settings) -> int:
-    spec = parse_pilot_spec(_read(args.file), Path(args.file).name)
+    # One byte past the bound is enough for the parser to refuse a file too large, whatever its size.
+    spec = parse_pilot_spec(_read(args.file, MAX_SPEC_BYTES + 1), Path(args.file).name)
     store = _store(settings)
     result = store.apply_pilot(spec, actor=args.actor, reason=args.reason or "", force=args.force, start=not args.draft)
     if args.json:
@@ -290,9 +291,11 @@ def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
 # --- parsing -----------------------------------------------------------------------------------
 
 
-def _read(path: str) -> str:
+def _read(path: str, limit: int = -1) -> bytes:
+    """Returns the file's bytes, at most `limit` of them when it is given."""
     try:
-        return Path(path).read_text()
+        with Path(path).open("rb") as file:
+            return file.read(limit)
     except FileNotFoundError:
         raise BadInput(f"file == {path!r}, no such file") from None
     except IsADirectoryError:

@@ -227,6 +227,6 @@ def portfolio(store: Store, *, as_of: datetime | None = None) -> tuple[Portfolio
             )
         )
     return tuple(
-        PortfolioRow(p.key, p.name, p.stage, p.owner, p.next_decision, tuple(by_pilot.get(p.key, ())))
+        PortfolioRow(p.key, str(p.name), p.stage, p.owner, p.next_decision, tuple(by_pilot.get(p.key, ())))
         for p in specs.values()
     )

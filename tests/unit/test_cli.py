@@ -164,3 +164,27 @@ def test_the_console_script_is_installed() -> None:
         "erase",
     ):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ('a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+            f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+        ), "yaml: the spec holds more than 20,000 values"),
+        ("pilot: &p {key: bike-share, name: x, again: *p}\n", "pilot.again: an alias refers to a node that holds it"),
+        ("pilot:\n  description: " + "a" * (2 << 20) + "\n", "yaml: the spec has more than 1,048,576 bytes"),
+    ],
+    ids=["alias bomb", "alias loop", "2 MiB"],
+)  # fmt: skip
+def test_a_hostile_spec_exits_2_at_once_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, fragment: str
+) -> None:
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(content)
+    started = datetime.now(UTC)
+    code, out, err = run(capsys, "pilot", "apply", str(hostile))
+    # Loosely: the alias bomb took 29 s and 865 MB before the bounds; a refusal takes milliseconds.
+    assert (datetime.now(UTC) - started).total_seconds() < 3
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("hostile.yaml") and fragment in err

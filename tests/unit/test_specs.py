@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import operator
 import string
-from dataclasses import replace
+import time
+from dataclasses import FrozenInstanceError, replace
 from datetime import date
 from pathlib import Path
 
@@ -13,17 +15,27 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
+from experiments import specs
+from experiments.i18n import LANGUAGES
 from experiments.registry import (
+    FIRST_DAY,
+    LAST_DAY,
+    TEXT_LANGUAGES,
     AnalysisPlan,
     DecisionRules,
     ExperimentSpec,
     Guardrail,
     Layer,
+    LocalizedText,
     MetricSpec,
     PilotSpec,
 )
 from experiments.specs import (
+    MAX_DEPTH,
+    MAX_SPEC_BYTES,
+    MAX_VALUES,
     PlanChange,
     SpecError,
     SpecIssue,
@@ -34,9 +46,11 @@ from experiments.specs import (
     plan_changes,
     spec_from_dict,
     spec_to_dict,
+    text_to_json,
 )
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bike-share.yaml"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "pilot-spec.md"
 
 # Line numbers in the tests below refer to this spec.
 BASE = """\
@@ -75,17 +89,81 @@ def _experiment_lines(*lines: str) -> str:
     return BASE + "".join(f"    {line}\n" for line in lines)
 
 
+def _both(fr: str, en: str) -> LocalizedText:
+    return LocalizedText(fr=fr, en=en)
+
+
 def test_the_example_parses_to_the_expected_spec() -> None:
+    week1 = _both(
+        "Part des personnes qui utilisent encore le service la deuxième semaine (du 8e au 14e jour).",
+        "Share of people still using the service in their second week (days 8 to 14).",
+    )
     metrics = (
-        MetricSpec("trip_completed", "proportion", "trip_completed", 7.0),
-        MetricSpec("ride_minutes", "mean", "ride", 7.0),
-        MetricSpec("minutes_per_trip", "ratio", "ride", 7.0, "sum", "trip_completed", "count"),
-        MetricSpec("week1_retention", "retention", "*", week=1),
-        MetricSpec("support_calls", "proportion", "support_call", 7.0, higher_is_better=False),
+        MetricSpec(
+            "trip_completed",
+            "proportion",
+            "trip_completed",
+            7.0,
+            name=_both("A fait un trajet", "Completed a trip"),
+            description=_both(
+                "Part des personnes qui font au moins un trajet complet dans les 7 jours après leur première visite.",
+                "Share of people who complete at least one trip in the 7 days after their first visit.",
+            ),
+        ),
+        MetricSpec(
+            "ride_minutes",
+            "mean",
+            "ride",
+            7.0,
+            name=_both("Minutes à vélo", "Minutes of riding"),
+            description=_both(
+                "Minutes passées à vélo, par personne, dans les 7 jours après leur première visite.",
+                "Minutes spent riding, per person, in the 7 days after their first visit.",
+            ),
+        ),
+        MetricSpec(
+            "minutes_per_trip",
+            "ratio",
+            "ride",
+            7.0,
+            "sum",
+            "trip_completed",
+            "count",
+            name=_both("Minutes par trajet", "Minutes per trip"),
+            description=_both(
+                "Durée moyenne d'un trajet pendant la première semaine.",
+                "How long a trip lasts on average during the first week.",
+            ),
+        ),
+        MetricSpec(
+            "week1_retention",
+            "retention",
+            "*",
+            week=1,
+            name=_both("Revenu la deuxième semaine", "Came back in week two"),
+            description=week1,
+        ),
+        MetricSpec(
+            "support_calls",
+            "proportion",
+            "support_call",
+            7.0,
+            higher_is_better=False,
+            name=_both("A appelé l'assistance", "Called the help line"),
+            description=_both(
+                "Part des personnes qui appellent l'assistance pendant la première semaine. Moins, c'est mieux.",
+                "Share of people who call the help line during their first week. Fewer is better.",
+            ),
+        ),
     )
     experiment = ExperimentSpec(
         key="onboarding-v2",
-        hypothesis=("A guided first ride raises the share of citizens who complete a trip in their first week."),
+        name=_both("Une première sortie accompagnée", "A guided first ride"),
+        hypothesis=_both(
+            "Guider les nouveaux venus pendant leur première sortie aide plus de personnes à faire un "
+            "trajet complet dès leur première semaine.",
+            "Guiding newcomers through their first ride helps more people complete a trip in their first week.",
+        ),
         salt="",
         variants=(("control", 0.5), ("guided", 0.5)),
         allocation=1.0,
@@ -99,11 +177,16 @@ def test_the_example_parses_to_the_expected_spec() -> None:
     )
     expected = PilotSpec(
         key="bike-share",
-        name="Neighbourhood bike-share",
+        name=_both("Vélos partagés de quartier", "Neighbourhood bike-share"),
         stage="pilot",
         consent="required",
         owner="mobility-lab@city.example",
-        description="Shared e-bikes parked in every neighbourhood, booked from a phone.",
+        description=_both(
+            "Des vélos électriques garés dans chaque quartier, que vous réservez depuis votre téléphone. "
+            "Nous essayons le service avec vous pendant trois mois avant de décider s'il reste.",
+            "Electric bikes parked in every neighbourhood, booked from your phone. We are trying the "
+            "service with you for three months before deciding whether it stays.",
+        ),
         budget=60000.0,
         currency="EUR",
         population=20000,
@@ -128,6 +211,16 @@ def test_the_example_parses_to_the_expected_spec() -> None:
         ),
     )
     assert parse_pilot_spec(EXAMPLE.read_text(encoding="utf-8"), "bike-share.yaml") == expected
+
+
+@pytest.mark.parametrize("example", sorted(EXAMPLE.parent.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_text_of_the_demo_pilots_is_in_french_and_english(example: Path) -> None:
+    spec = parse_pilot_spec(example.read_bytes(), example.name)
+    texts = [spec.name, spec.description]
+    for experiment in spec.experiments:
+        texts += [experiment.name, experiment.hypothesis]
+        texts += [text for metric in experiment.metrics for text in (metric.name, metric.description)]
+    assert all(text.fr and text.en and not text.neutral for text in texts), texts
 
 
 def test_the_interfaces_example_parses_with_defaults() -> None:
@@ -501,7 +594,7 @@ def test_an_issue_reads_source_line_field_and_message() -> None:
             "must be a whole number",
         ),
         (
-            BASE + "  - key: onboarding-v2\n",
+            BASE + BASE[BASE.index("  - key: onboarding-v2") :],
             11,
             "experiments[1].key",
             "key == 'onboarding-v2', must be unique: experiments[0] has it",
@@ -656,8 +749,27 @@ names = st.builds(
     st.sampled_from(string.ascii_lowercase),
     st.text(string.ascii_lowercase + string.digits + "_-", max_size=11),
 )
-texts = st.text(max_size=30)
-positive = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False)
+# Texts hold no control characters (the spec refuses them), lines only where prose may have them.
+line_texts = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=30)
+texts = st.text(st.characters(exclude_categories=("Cc", "Cs"), include_characters="\n\t"), max_size=30)
+positive = st.floats(min_value=1e-6, max_value=3660, allow_nan=False)
+days = st.dates(min_value=FIRST_DAY, max_value=LAST_DAY)
+
+
+def localized(text: st.SearchStrategy[str]) -> st.SearchStrategy[LocalizedText]:
+    """Returns texts without a language, or in French, English or both."""
+    given = text.filter(bool)
+    return st.one_of(
+        text.map(lambda t: LocalizedText(neutral=t)),
+        st.builds(LocalizedText, fr=given, en=given),
+        st.builds(LocalizedText, fr=given),
+        st.builds(LocalizedText, en=given),
+    )
+
+
+labels = localized(line_texts)
+prose = localized(texts)
+pilot_names = localized(line_texts.filter(str.strip))
 
 
 @st.composite
@@ -666,7 +778,8 @@ def metric_specs(draw: st.DrawFn, key: str) -> MetricSpec:
     common = {
         "window_days": draw(positive),
         "higher_is_better": draw(st.booleans()),
-        "description": draw(texts),
+        "description": draw(prose),
+        "name": draw(labels),
     }
     if metric_type == "mean":
         common["aggregate"] = draw(st.sampled_from(["sum", "count"]))
@@ -694,8 +807,9 @@ def experiment_specs(draw: st.DrawFn, key: str, layer: str) -> ExperimentSpec:
         variants=tuple((name, part / sum(parts)) for name, part in zip(variant_names, parts, strict=True)),
         metrics=metrics,
         primary=metric_keys[0],
-        hypothesis=draw(texts),
-        salt=draw(texts),
+        name=draw(labels),
+        hypothesis=draw(prose),
+        salt=draw(line_texts),
         allocation=draw(st.floats(1e-6, 1.0)),
         layer=draw(st.none() | st.just(Layer(layer, bounds[0], bounds[1]))),
         secondary=tuple(draw(st.lists(st.sampled_from(others), unique=True))) if others else (),
@@ -709,6 +823,7 @@ def experiment_specs(draw: st.DrawFn, key: str, layer: str) -> ExperimentSpec:
             alpha=draw(st.floats(1e-6, 0.5)),
             correction=draw(st.sampled_from(["none", "holm", "bh"])),
             sequential_tuning=draw(st.integers(1, 10**6)),
+            relative_interval=draw(st.sampled_from(["gbstats", "log"])),
         ),
         minimum_detectable_effect=draw(st.none() | positive),
         planned_sample=draw(st.none() | st.integers(1, 10**7)),
@@ -718,17 +833,17 @@ def experiment_specs(draw: st.DrawFn, key: str, layer: str) -> ExperimentSpec:
 
 @st.composite
 def pilot_specs(draw: st.DrawFn) -> PilotSpec:
-    districts = draw(st.lists(st.text(min_size=1, max_size=12).filter(str.strip), unique=True, max_size=5))
+    districts = draw(st.lists(line_texts.filter(str.strip), unique=True, max_size=5))
     with_population = draw(st.booleans())
-    start = draw(st.none() | st.dates())
+    start = draw(st.none() | days)
     experiment_count = draw(st.integers(0, 3))
     return PilotSpec(
         key=draw(names.map(lambda name: name.replace("_", "-"))),
-        name=draw(st.text(min_size=1, max_size=30).filter(str.strip)),
+        name=draw(pilot_names),
         stage=draw(st.sampled_from(["prototype", "pilot", "scale"])),
         consent=draw(st.sampled_from(["required", "collected_by_service"])),
-        owner=draw(texts),
-        description=draw(texts),
+        owner=draw(line_texts),
+        description=draw(prose),
         budget=draw(st.none() | st.floats(0, 1e9)),
         currency=draw(st.text(string.ascii_uppercase, min_size=3, max_size=3)),
         population=draw(st.none() | st.integers(1, 10**8)),
@@ -738,7 +853,7 @@ def pilot_specs(draw: st.DrawFn) -> PilotSpec:
         key_action=draw(st.none() | names),
         holdout=draw(st.floats(0, 1, exclude_max=True)),
         start=start,
-        next_decision=None if start is None else draw(st.none() | st.dates(min_value=start)),
+        next_decision=None if start is None else draw(st.none() | st.dates(min_value=start, max_value=LAST_DAY)),
         experiments=tuple(draw(experiment_specs(f"e{i}", f"layer-{i}")) for i in range(experiment_count)),
         decision=DecisionRules(
             minimum_effect=draw(st.floats(-1, 1)),
@@ -750,7 +865,7 @@ def pilot_specs(draw: st.DrawFn) -> PilotSpec:
             max_reach_gap=draw(st.none() | st.floats(0, 1)),
             min_nps=draw(st.none() | st.floats(-100, 100)),
             min_sus=draw(st.none() | st.floats(0, 100)),
-            min_rating=draw(st.none() | st.floats(0, 10)),
+            min_rating=draw(st.none() | st.floats(1, 5)),
         ),
     )
 
@@ -828,7 +943,21 @@ def _example_experiment() -> ExperimentSpec:
         ({"minimum_detectable_effect": 0.1}, "minimum_detectable_effect", 0.05, 0.1, False),
         ({"planned_sample": 5000}, "planned_sample", 4000, 5000, False),
         ({"planned_days": 28}, "planned_days", None, 28, False),
-        ({"hypothesis": "h"}, "hypothesis", _example_experiment().hypothesis, "h", False),
+        ({"hypothesis": "h"}, "hypothesis", text_to_json(_example_experiment().hypothesis), "h", False),
+        (
+            {"name": {"fr": "Sortie guidée"}},
+            "name",
+            {"fr": "Une première sortie accompagnée", "en": "A guided first ride"},
+            {"fr": "Sortie guidée"},
+            False,
+        ),
+        (
+            {"analysis": AnalysisPlan(relative_interval="gbstats")},
+            "analysis.relative_interval",
+            "log",
+            "gbstats",
+            True,
+        ),
     ],
 )
 def test_plan_changes_name_the_field_and_whether_it_is_locked(
@@ -880,6 +1009,7 @@ def test_a_new_experiment_records_its_whole_plan() -> None:
         "analysis.alpha",
         "analysis.engine",
         "analysis.difference",
+        "analysis.relative_interval",
     }
 
 
@@ -910,3 +1040,379 @@ def test_pilot_changes_cover_pilot_fields_decision_rules_and_experiments() -> No
         "experiments",
         "decision.min_nps",
     }
+
+
+# --- reading YAML safely ------------------------------------------------------------------------
+
+LEVELS = "abcdefghi"
+#: Nine levels of nine aliases: 9^9 values once expanded, from a few hundred bytes.
+ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in itertools.pairwise(LEVELS)
+)
+#: The same with merge keys: each mapping merges the one before nine times.
+MERGE_BOMB = "a: &a {x: 1, y: 2, z: 3}\n" + "".join(
+    f"{b}: &{b} {{<<: [{', '.join(['*' + a] * 9)}], {b}: 1}}\n" for a, b in itertools.pairwise(LEVELS)
+)
+#: Well under the 29 s the alias bomb took before the bounds; the refusals take milliseconds.
+QUICKLY = 3.0
+
+
+def _refusal(text: str | bytes) -> tuple[SpecIssue, float]:
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as caught:
+        parse_pilot_spec(text, "hostile.yaml")
+    elapsed = time.perf_counter() - started
+    (issue,) = caught.value.issues
+    return issue, elapsed
+
+
+@pytest.mark.parametrize("bomb", [ALIAS_BOMB, MERGE_BOMB], ids=["aliases", "merges"])
+def test_an_alias_bomb_is_refused_at_once(bomb: str) -> None:
+    assert len(bomb.encode()) < 500
+    issue, elapsed = _refusal(bomb)
+    assert elapsed < QUICKLY
+    assert issue.field == "yaml"
+    assert issue.message == (
+        f"the spec holds more than {MAX_VALUES:,} values (counting those aliases repeat), "
+        f"must hold at most {MAX_VALUES:,}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field"),
+    [
+        ("a: &a [*a]\n", 1, "a[0]"),
+        ("pilot: &p\n  key: bike-share\n  name: x\n  again: *p\n", 4, "pilot.again"),
+        ("pilot: &p {<<: *p, key: bike-share}\n", 1, "pilot.<<"),
+    ],
+    ids=["list", "mapping", "merge"],
+)
+def test_an_alias_inside_the_node_it_refers_to_is_refused(text: str, line: int, field: str) -> None:
+    issue, elapsed = _refusal(text)
+    assert elapsed < QUICKLY
+    assert (issue.line, issue.field) == (line, field)
+    assert issue.message == "an alias refers to a node that holds it (a loop), must refer to a node outside it"
+
+
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["text", "bytes"])
+def test_a_spec_over_one_mebibyte_is_refused_unread(as_bytes: bool) -> None:
+    text = BASE.replace("Neighbourhood bike-share\n", "x\n  description: " + "a" * MAX_SPEC_BYTES + "\n")
+    issue, elapsed = _refusal(text.encode() if as_bytes else text)
+    assert elapsed < QUICKLY
+    assert issue == SpecIssue(
+        None, "yaml", f"the spec has more than {MAX_SPEC_BYTES:,} bytes, must have at most {MAX_SPEC_BYTES:,} (1 MiB)"
+    )
+
+
+def test_many_values_are_refused_before_they_are_composed() -> None:
+    flat = "pilot: [" + ",".join(["1"] * (MAX_SPEC_BYTES // 2 - 8)) + "]\n"
+    assert len(flat) <= MAX_SPEC_BYTES
+    issue, elapsed = _refusal(flat)
+    assert elapsed < QUICKLY
+    assert issue.field == "yaml" and f"more than {MAX_VALUES:,} values" in issue.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pilot: " + "[" * 500 + "]" * 500 + "\n",
+        "".join(f"a{i}: &a{i} [{f'*a{i - 1}' if i else 1}]\n" for i in range(MAX_DEPTH + 2)),
+    ],
+    ids=["as written", "through aliases"],
+)
+@pytest.mark.parametrize("loader", ["CSafeLoader", "SafeLoader"], ids=["libyaml", "pure Python"])
+def test_values_nested_too_deep_are_refused(text: str, loader: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Nesting is bounded before the document is composed: PyYAML's composer recurses, and without
+    # libyaml 500 levels exhaust Python's stack.
+    monkeypatch.setattr(specs, "_LOADER", getattr(yaml, loader))
+    issue, elapsed = _refusal(text)
+    assert elapsed < QUICKLY
+    assert issue.field == "yaml"
+    assert issue.message.startswith(f"values are nested more than {MAX_DEPTH} levels deep")
+
+
+def test_a_file_of_other_bytes_than_utf8_is_refused_naming_the_byte() -> None:
+    issue, _ = _refusal(BASE.replace("Neighbourhood", "Quartier \xe9").encode("latin-1"))
+    assert issue == SpecIssue(3, "yaml", "byte 0xe9 at offset 42 is not UTF-8, must be UTF-8 text")
+    assert parse_pilot_spec(BASE.replace("Neighbourhood", "Quartier é").encode()).name.neutral.startswith("Quartier é")
+
+
+# --- absurd values, bounded at the contract -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "message"),
+    [
+        (
+            _with("name: Neighbourhood bike-share", 'name: "Bike\\0share"'),
+            3,
+            "pilot.name",
+            "name == 'Bike\\x00share', must be text on one line without control characters (not '\\x00')",
+        ),
+        (
+            _pilot_lines('description: "Bikes\\nfor all\\x07"'),
+            4,
+            "pilot.description",
+            "must be text without control characters (not '\\x07')",
+        ),
+        (
+            _pilot_lines("description: " + "a" * 900_000),
+            4,
+            "pilot.description",
+            "must be at most 4,000 characters (not 900,000)",
+        ),
+        (
+            _with("window_days: 7}", "window_days: 1.0e+200}"),
+            8,
+            "experiments[0].metrics[0].window_days",
+            "at most 3,660",
+        ),
+        (_pilot_lines("start: 0004-01-01"), 4, "pilot.start", "must be a date from 2000-01-01 to 2100-12-31"),
+        (
+            _with("key: bike-share", 'key: "bike-share\\n"'),
+            2,
+            "pilot.key",
+            "key == 'bike-share\\n', must be lower-case",
+        ),
+        (_with("key: onboarding-v2", 'key: "onboarding-v2\\n"'), 5, "experiments[0].key", "must be letters, digits"),
+        (_experiment_lines("planned_sample: 1000000000000"), 11, "experiments[0].planned_sample", "at most"),
+        (_pilot_lines("budget: 1.0e+20"), 4, "pilot.budget", "budget == 1e+20, must be at most"),
+        (_pilot_lines("owner: " + "o" * 300), 4, "pilot.owner", "must be at most 128 characters (not 300)"),
+        (_experiment_lines('salt: "a\\0"'), 11, "experiments[0].salt", "without control characters"),
+        (_pilot_lines("districts: [north, ' ']"), 4, "pilot.districts[1]", "must be a non-empty string"),
+        (BASE + "decision: {min_rating: 7}\n", 11, "decision.min_rating", "min_rating == 7, must be in [1, 5]"),
+        (_pilot_lines("population: " + "9" * 5000), 4, "pilot.population", "cannot be read"),
+    ],
+    ids=lambda value: value if isinstance(value, str) and len(value) < 40 else None,
+)
+def test_absurd_values_are_refused(text: str, line: int, field: str, message: str) -> None:
+    issues = _issues(text)
+    assert any(i.line == line and i.field == field and message in i.message for i in issues), issues
+
+
+# --- texts in two languages ---------------------------------------------------------------------
+
+
+def test_a_text_is_plain_or_given_per_language() -> None:
+    spec = parse_pilot_spec(
+        _with("name: Neighbourhood bike-share", "name: {fr: Vélos de quartier, en: Neighbourhood bikes}")
+        + "    name: Onboarding\n"
+        + "    hypothesis: {en: Guided rides help.}\n"
+    )
+    assert spec.name == LocalizedText(fr="Vélos de quartier", en="Neighbourhood bikes")
+    assert (spec.name.text("fr"), spec.name.text("en-GB"), spec.name.text(None), str(spec.name)) == (
+        "Vélos de quartier",
+        "Neighbourhood bikes",
+        "Vélos de quartier",
+        "Vélos de quartier",
+    )
+    (experiment,) = spec.experiments
+    assert experiment.name == LocalizedText(neutral="Onboarding")
+    assert experiment.name.text("fr") == experiment.name.text("en") == str(experiment.name) == "Onboarding"
+    # A text in one language is shown in the other rather than nothing; str() falls back to English.
+    assert experiment.hypothesis.text("fr") == str(experiment.hypothesis) == "Guided rides help."
+    assert not spec.description and str(spec.description) == "" and spec.description.text("en") == ""
+
+
+def test_a_metric_and_an_experiment_are_labelled_by_their_key_without_a_name() -> None:
+    experiment = parse_pilot_spec(EXAMPLE.read_bytes()).experiments[0]
+    metric = experiment.metric("trip_completed")
+    assert (metric.label("fr"), metric.label("en")) == ("A fait un trajet", "Completed a trip")
+    bare = parse_pilot_spec(BASE).experiments[0]
+    assert bare.metric("ride_minutes").label("fr") == "ride_minutes" and bare.label("en") == "onboarding-v2"
+    english_only = replace(metric, name={"en": "Completed a trip"})
+    assert english_only.label("fr") == english_only.label("en") == "Completed a trip"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "message"),
+    [
+        (
+            _with("name: Neighbourhood bike-share", "name:\n    fr: Vélos\n    de: Fahrräder"),
+            5,
+            "pilot.name.de",
+            "unknown language 'de', must be one of: fr, en",
+        ),
+        (_with("name: Neighbourhood bike-share", "name: {}"), 3, "pilot.name", "must be a text, or a mapping with"),
+        (
+            _with("name: Neighbourhood bike-share", "name: {fr: '', en: Bikes}"),
+            3,
+            "pilot.name.fr",
+            "fr == '', must be a non-empty text (leave the language out instead)",
+        ),
+        (
+            _with("name: Neighbourhood bike-share", "name: {fr: ' ', en: Bikes}"),
+            3,
+            "pilot.name",
+            "must be a non-empty string",
+        ),
+        (
+            _with("name: Neighbourhood bike-share", "name:\n    fr: Vélos\n    en: 42"),
+            5,
+            "pilot.name.en",
+            "en == 42, must be a string (quote it)",
+        ),
+        (
+            _with("name: Neighbourhood bike-share", "name: [Vélos]"),
+            3,
+            "pilot.name",
+            "name == ['Vélos'], must be a text, or a mapping of language (fr, en) to text",
+        ),
+        (_experiment_lines("hypothesis: 2026"), 11, "experiments[0].hypothesis", "hypothesis == 2026, must be a text"),
+        (
+            _with("action: ride}", 'action: ride, name: {fr: "A\\nB"}}'),
+            9,
+            "experiments[0].metrics[1].name.fr",
+            "must be text on one line without control characters (not '\\n')",
+        ),
+        (_experiment_lines("name: {fr: " + "n" * 201 + "}"), 11, "experiments[0].name.fr", "at most 200 characters"),
+    ],
+)
+def test_a_text_per_language_is_checked_language_by_language(text: str, line: int, field: str, message: str) -> None:
+    issues = _issues(text)
+    assert any(i.line == line and i.field == field and message in i.message for i in issues), issues
+
+
+def test_a_text_has_the_product_s_languages() -> None:
+    assert TEXT_LANGUAGES == LANGUAGES
+
+
+def test_a_text_is_either_without_a_language_or_per_language() -> None:
+    with pytest.raises(ValidationError, match="either without a language or per language"):
+        LocalizedText(fr="Vélos", neutral="Bikes")
+
+
+def test_texts_keep_their_form_in_the_json_form() -> None:
+    spec = parse_pilot_spec(EXAMPLE.read_bytes())
+    data = spec_to_dict(spec)
+    assert data["pilot"]["name"] == {"fr": "Vélos partagés de quartier", "en": "Neighbourhood bike-share"}
+    assert data["experiments"][0]["metrics"][0]["name"] == {"fr": "A fait un trajet", "en": "Completed a trip"}
+    plain = spec_to_dict(replace(spec, name="Bikes", description={"en": "Bikes for all."}))
+    assert (plain["pilot"]["name"], plain["pilot"]["description"]) == ("Bikes", {"en": "Bikes for all."})
+    assert spec_to_dict(parse_pilot_spec(BASE))["pilot"]["description"] == ""
+
+
+#: A spec as the store kept it before texts had languages (spec_to_dict of the parking-finder
+#: example, sorted keys as PostgreSQL jsonb gives them back).
+STORED_BEFORE_TEXTS = json.loads("""
+{"decision": {"forecast_horizon_days": 365, "max_cost_per_active": 80.0, "max_reach_gap": 0.7,
+  "min_active_participants": 300, "min_adopters_forecast": null, "min_district_reach": 0.8, "min_nps": 10.0,
+  "min_rating": 3.8, "min_sus": null, "minimum_effect": 0.02},
+ "experiments": [{"allocation": 1.0,
+  "analysis": {"alpha": 0.05, "correction": "holm", "difference": "relative", "engine": "sequential",
+               "sequential_tuning": 5000},
+  "guardrails": [{"metric": "search_minutes", "tolerance": 0.0}],
+  "hypothesis": "Alerting drivers five minutes before arrival (early) helps more of them park without circling.",
+  "key": "alert-timing", "layer": null,
+  "metrics": [
+   {"action": "parked", "aggregate": "sum", "covariate_days": null, "denominator": null,
+    "denominator_aggregate": "count", "description": "", "higher_is_better": true, "key": "parked",
+    "type": "proportion", "week": null, "window_days": 7.0},
+   {"action": "search", "aggregate": "sum", "covariate_days": 14.0, "denominator": null,
+    "denominator_aggregate": "count", "description": "", "higher_is_better": false, "key": "search_minutes",
+    "type": "mean", "week": null, "window_days": 7.0},
+   {"action": "search", "aggregate": "sum", "covariate_days": null, "denominator": "parked",
+    "denominator_aggregate": "count", "description": "", "higher_is_better": false, "key": "minutes_per_park",
+    "type": "ratio", "week": null, "window_days": 7.0},
+   {"action": "*", "aggregate": "sum", "covariate_days": null, "denominator": null,
+    "denominator_aggregate": "count", "description": "", "higher_is_better": true, "key": "week1_retention",
+    "type": "retention", "week": 1, "window_days": 7.0}],
+  "minimum_detectable_effect": 0.08, "planned_days": null, "planned_sample": 3000, "primary": "parked", "salt": "",
+  "secondary": ["search_minutes", "minutes_per_park", "week1_retention"],
+  "variants": [["control", 0.34], ["early", 0.33], ["late", 0.33]]}],
+ "pilot": {"budget": 25000.0, "consent": "collected_by_service", "currency": "EUR",
+  "description": "Tells drivers where a free kerbside space is, before they start circling.",
+  "districts": [["north", 2000], ["south", 2000], ["east", 1500], ["west", 1500], ["centre", 1000]],
+  "holdout": 0.0, "key": "parking-finder", "key_action": "parked", "name": "Parking finder",
+  "next_decision": "2027-02-01", "owner": "smart-streets@city.example", "population": 8000,
+  "segments": ["district", "channel"], "stage": "prototype", "start": "2026-11-01"}}
+""")
+
+
+def _kept(before: object, after: object) -> bool:
+    """Returns True when every field of `before` is in `after` with the same value."""
+    if isinstance(before, dict):
+        return isinstance(after, dict) and all(k in after and _kept(v, after[k]) for k, v in before.items())
+    if isinstance(before, list):
+        return isinstance(after, list) and len(before) == len(after) and all(map(_kept, before, after))
+    return before == after
+
+
+def test_a_spec_stored_before_texts_had_languages_still_loads_unchanged() -> None:
+    spec = spec_from_dict(STORED_BEFORE_TEXTS, "store")
+    assert spec.name == LocalizedText(neutral="Parking finder") and str(spec.name) == "Parking finder"
+    (experiment,) = spec.experiments
+    assert experiment.analysis.relative_interval == "log"
+    assert [m.label("fr") for m in experiment.metrics] == [m.key for m in experiment.metrics]
+    assert experiment.variants == (("control", 0.34), ("early", 0.33), ("late", 0.33))
+    assert spec.district_population[-1] == ("centre", 1000)
+    assert _kept(STORED_BEFORE_TEXTS, spec_to_dict(spec))
+    assert pilot_changes(spec, spec_from_dict(spec_to_dict(spec))) == []
+
+
+# --- the analysis plan, the records -------------------------------------------------------------
+
+
+def test_the_relative_interval_is_read_from_the_analysis_block() -> None:
+    assert parse_pilot_spec(BASE).experiments[0].analysis.relative_interval == "log"
+    plan = parse_pilot_spec(_experiment_lines("analysis: {relative_interval: gbstats}")).experiments[0].analysis
+    assert plan == AnalysisPlan(relative_interval="gbstats")
+    (issue,) = _issues(_experiment_lines("analysis: {relative_interval: fieller}"))
+    assert (issue.line, issue.field, issue.message) == (
+        11,
+        "experiments[0].analysis.relative_interval",
+        "relative_interval == 'fieller', must be one of: gbstats, log",
+    )
+
+
+def test_texts_for_people_are_not_part_of_the_locked_definition() -> None:
+    before = _example_experiment()
+    primary = before.metrics[0]
+    after = replace(
+        before,
+        metrics=(replace(primary, name={"fr": "Trajet fait"}, description="Trips."), *before.metrics[1:]),
+    )
+    assert plan_changes(before, after) == [
+        PlanChange("metrics.trip_completed.name", text_to_json(primary.name), {"fr": "Trajet fait"}, False),
+        PlanChange("metrics.trip_completed.description", text_to_json(primary.description), "Trips.", False),
+    ]
+
+
+def test_the_records_are_frozen_hashable_and_validated_when_made() -> None:
+    first, second = parse_pilot_spec(EXAMPLE.read_bytes()), parse_pilot_spec(EXAMPLE.read_bytes())
+    assert first == second and hash(first) == hash(second) and len({first, second}) == 1
+    assert hash(replace(first, name="Bikes")) != hash(first)
+    with pytest.raises(FrozenInstanceError):
+        first.key = "other"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="must be in \\(0, 1\\)"):
+        replace(first.experiments[0], analysis=AnalysisPlan(alpha=1.5))
+    with pytest.raises(ValidationError, match=r"weights sum to 0\.9"):
+        replace(first.experiments[0], variants=(("control", 0.5), ("guided", 0.4)))
+
+
+def _documented_fields() -> dict[str, set[str]]:
+    """Returns the fields docs/pilot-spec.md documents, by section (the first cell of its tables)."""
+    sections: dict[str, set[str]] = {}
+    section = ""
+    for line in DOCS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            section = line.strip("# ").strip("`")
+        elif line.startswith("| `"):
+            sections.setdefault(section, set()).add(line.split("`")[1])
+    return sections
+
+
+def test_every_field_is_documented() -> None:
+    documented = _documented_fields()
+    records = {
+        "pilot": [
+            f for f in PilotSpec.__dataclass_fields__ if f not in {"experiments", "decision", "district_population"}
+        ],
+        "experiments[]": list(ExperimentSpec.__dataclass_fields__),
+        "metrics[]": list(MetricSpec.__dataclass_fields__),
+        "analysis": list(AnalysisPlan.__dataclass_fields__),
+        "decision": list(DecisionRules.__dataclass_fields__),
+        "Texts": ["fr", "en"],
+    }
+    for section, fields in records.items():
+        assert set(fields) <= documented.get(section, set()), (section, set(fields) - documented.get(section, set()))

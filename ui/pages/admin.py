@@ -41,7 +41,7 @@ with sections[0]:
     forced = force.checkbox("Force a change to a running experiment's pre-registered plan", key="spec_force")
     reason = st.text_input("Reason (recorded with every change; required to force)", key="spec_reason")
     if st.button("Apply", type="primary", key="spec_apply"):
-        text = upload.getvalue().decode("utf-8") if upload is not None else pasted
+        text = upload.getvalue() if upload is not None else pasted
         source = upload.name if upload is not None else "pasted spec"
         if not text.strip():
             st.error("Paste a spec or choose a file first.")

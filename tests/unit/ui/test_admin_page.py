@@ -76,3 +76,18 @@ def test_accounts_are_managed_by_admins_only(writable_console: str) -> None:
     at.text_input(key="user_password").input("a long enough secret")
     at.get("form_submit_button")[-2].click().run()  # type: ignore[attr-defined]
     assert ("carla", "board") in {(u.username, u.role) for u in console_users(Store(writable_console))}
+
+
+def test_a_hostile_spec_is_refused_with_the_parser_s_message(writable_console: str) -> None:
+    bomb = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+        f"{b}: &{b} [{','.join(['*' + a] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    at = open_page(signed_in("lab"), "admin")
+    at.text_area(key="spec_text").input(bomb)
+    at.button(key="spec_apply").click().run()
+    assert any("1 problem(s); nothing was applied" in e.value for e in at.error)
+    (issues,) = [d.value for d in at.dataframe if list(d.value.columns) == ["Line", "Field", "Problem"]]
+    assert list(issues["Field"]) == ["yaml"]
+    assert list(issues["Problem"]) == [
+        "the spec holds more than 20,000 values (counting those aliases repeat), must hold at most 20,000"
+    ]

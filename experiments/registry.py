@@ -17,6 +17,8 @@ Aggregate = Literal["sum", "count"]
 Engine = Literal["frequentist", "sequential", "bayesian"]
 Difference = Literal["relative", "absolute"]
 Correction = Literal["none", "holm", "bh"]
+#: A relative difference's interval: gbstats' delta method, or the calibrated one (Fieller's theorem).
+RelativeInterval = Literal["gbstats", "log"]
 ExperimentStatus = Literal["draft", "running", "stopped", "decided"]
 
 STAGES: tuple[Stage, ...] = ("prototype", "pilot", "scale")
@@ -91,6 +93,8 @@ class AnalysisPlan:
     alpha: float = 0.05
     correction: Correction = "none"
     sequential_tuning: int = 5000
+    #: Pilot decisions rest on the calibrated interval unless the plan asks for gbstats parity.
+    relative_interval: RelativeInterval = "log"
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from experiments.stats import power
-from experiments.stats.checks import RequestError
+from experiments.stats.checks import RequestError, load_json
 from experiments.stats.engine import analyze
 from experiments.stats.request import AnalysisRequest, Metric, MetricGroup, Variant, parse_request
 from experiments.stats.result import AnalysisResult, Comparison
@@ -23,6 +23,7 @@ __all__ = [
     "Variant",
     "analyze",
     "analyze_dict",
+    "load_json",
     "parse_request",
     "power",
 ]

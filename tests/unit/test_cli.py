@@ -69,6 +69,12 @@ def test_analyze_reads_a_file_or_stdin(capsys: pytest.CaptureFixture[str], tmp_p
         (json.dumps({**REQUEST, "alpha": 2}), "alpha"),
         (json.dumps({**REQUEST, "metrics": [{**REQUEST["metrics"][0], "data": {
             "control": {"n": 1000, "sum": 100}, "treatment": {"n": -1, "sum": 0}}}]}), "metrics[0].data.treatment.n"),
+        # Issue 24: an integer of 10^400 exited 1 with OverflowError; one of 5,000 digits fails Python's reader.
+        (json.dumps(REQUEST).replace('"sum": 130', '"sum": 1' + "0" * 400),
+         "metrics[0].data.treatment.sum: must be a finite number (got an integer of 401 digits)"),
+        (json.dumps(REQUEST).replace('"units": 1010', '"units": 1' + "0" * 5000),
+         "variants.treatment.units: must be a finite number (got an integer of 5001 digits)"),
+        (json.dumps({**REQUEST, "relative_interval": "delta"}), "relative_interval: must be one of gbstats, log"),
     ],
 )  # fmt: skip
 def test_analyze_bad_request_exits_2_with_one_line_and_no_output(
@@ -124,9 +130,15 @@ def test_results_piped_into_analyze_reproduce_the_analysis(capsys: pytest.Captur
     code, out, _ = run(capsys, "results", "onboarding-v2", "--json")
     results = json.loads(out)
     assert code == 0 and results["variants"]["guided"]["units"] == 510
+    assert results["relative_interval"] == "log"
     assert results["metrics"]["trip_completed"]["data"]["guided"] == {"n": 510, "sum": 180}
     code, again, _ = run(capsys, "analyze", "-", stdin=out)
     assert code == 0 and json.loads(again) == results["analysis"]
+    gbstats = json.dumps({**results, "relative_interval": "gbstats"})
+    code, parity, _ = run(capsys, "analyze", "-", stdin=gbstats)
+    assert (
+        code == 0 and json.loads(parity)["comparisons"][0]["ci_low"] != results["analysis"]["comparisons"][0]["ci_low"]
+    )
     code, _, err = run(capsys, "results", "nope", "--json")
     assert code == 2 and "no such experiment" in err
 

@@ -204,3 +204,18 @@ def test_holm_adjusts_the_p_values_of_the_relative_interval_used(interval: str) 
     absolute = analyze_dict(base | {"difference": "absolute"})["comparisons"]
     same_as_absolute = [row["p_value"] for row in plain] == [row["p_value"] for row in absolute]
     assert same_as_absolute is (interval == "log")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_with_a_negative_control_mean_a_higher_treatment_is_a_negative_relative_effect(
+    samples: tuple[np.ndarray, np.ndarray], engine: str
+) -> None:
+    control, treatment = (arm(-values) for values in samples)
+    (relative,) = analyze_dict(request(control, treatment, engine=engine, relative_interval="log"))["comparisons"]
+    (absolute,) = analyze_dict(request(control, treatment, engine=engine, difference="absolute"))["comparisons"]
+    assert relative["ci_low"] <= relative["effect"] <= relative["ci_high"]
+    assert (relative["effect"] < 0) == (absolute["effect"] > 0)
+    if engine == "bayesian":
+        assert relative["chance_to_win"] == pytest.approx(1 - absolute["chance_to_win"], rel=1e-12)
+    else:
+        assert relative["p_value"] == absolute["p_value"]

@@ -87,7 +87,7 @@ RELATIVE_INTERVAL_NAMES: dict[RelativeInterval, str] = {
 
 
 class ComparisonRow(Protocol):
-    """One (metric, treatment) comparison of the stats engine, as `shared/specs/analysis.md` defines it."""
+    """One (metric, treatment) comparison of the stats engine, as docs/statistics.md defines it."""
 
     @property
     def metric(self) -> str: ...

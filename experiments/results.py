@@ -1,6 +1,6 @@
 """An experiment's current results: per-variant sufficient statistics from the store and their analysis.
 
-The document is the one `rhizome results EXPERIMENT --json` prints (interfaces.md). It also carries
+The document is the one `rhizome results EXPERIMENT --json` prints. It also carries
 the analysis settings (engine, difference, relative_interval, alpha, correction, sequential_tuning,
 control) and each variant's weight, so that it is a valid request of `rhizome analyze` once `metrics`
 is a list: `request_of(results)` does that, and `rhizome analyze` accepts a results document directly.
@@ -23,7 +23,7 @@ REQUEST_FIELDS = ("engine", "difference", "relative_interval", "alpha", "sequent
 
 
 def metric_data(metric: MetricSpec, stat: Statistic | None) -> dict[str, float | int]:
-    """Returns one arm's statistics in the request format of analysis.md for the metric's type."""
+    """Returns one arm's statistics in the request format of docs/statistics.md for the metric's type."""
     s = stat or Statistic(0, 0.0, 0.0, 0.0, 0.0, 0.0)
     if metric.type in ("proportion", "retention"):
         return {"n": s.n, "sum": round(s.sum)}
@@ -47,7 +47,7 @@ def metric_data(metric: MetricSpec, stat: Statistic | None) -> dict[str, float |
 
 
 def analysis_type(metric: MetricSpec) -> str:
-    """Returns the analysis.md type of a registry metric (retention is a proportion)."""
+    """Returns the docs/statistics.md type of a registry metric (retention is a proportion)."""
     return "proportion" if metric.type == "retention" else metric.type
 
 

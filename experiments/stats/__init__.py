@@ -1,6 +1,6 @@
 """The stats engine: from sufficient statistics to the numbers a decision board trusts.
 
-`analyze_dict` is the contract of `rhizome analyze` (shared/specs/analysis.md); `power` plans samples.
+`analyze_dict` is the contract of `rhizome analyze` (docs/statistics.md); `power` plans samples.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = [
 
 
 def analyze_dict(obj: object) -> dict[str, object]:
-    """Returns the result object of analysis.md for a JSON-decoded request.
+    """Returns the result object of docs/statistics.md for a JSON-decoded request.
 
     Raises `RequestError` naming the first offending field of a bad request.
     """

@@ -1,4 +1,4 @@
-"""The analysis request of `shared/specs/analysis.md`: parsed from JSON into typed records, or refused.
+"""The analysis request of docs/statistics.md: parsed from JSON into typed records, or refused.
 
 A refused request raises `RequestError` whose message is one line naming the field:
 `metrics[1].data.treatment.n: must be >= 0 (got -3)`.
@@ -117,9 +117,9 @@ class AnalysisRequest:
 
 
 def parse_request(obj: object) -> AnalysisRequest:
-    """Returns the typed request for a JSON-decoded analysis request (analysis.md).
+    """Returns the typed request for a JSON-decoded analysis request (docs/statistics.md).
 
-    Where analysis.md gives no default, `weight` may be left out of every variant (equal weights) and
+    Where docs/statistics.md gives no default, `weight` may be left out of every variant (equal weights) and
     `control` defaults to the first variant. An unknown field is refused.
 
     Raises `RequestError` naming the offending field: the first misshapen field in request order, else

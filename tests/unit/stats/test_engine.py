@@ -1,4 +1,4 @@
-"""The analysis of a request: the JSON of analysis.md, error rows, corrections, any number of treatments."""
+"""The analysis of a request: the JSON of docs/statistics.md, error rows, corrections, any number of treatments."""
 
 from __future__ import annotations
 

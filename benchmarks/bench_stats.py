@@ -6,8 +6,10 @@ benchmarks/gbstats_timing.py on the same request), for each of the three engines
 end to end (the request's dicts in; ours parses, analyses and renders the JSON rows, gbstats builds its
 statistics, checks SRM and runs every test) and the analysis alone (ours `analyze` on the parsed request,
 gbstats' tests on prebuilt statistics).
-Also reports the calibration rates: A/A rejection rate, and the false-positive rates of the
-fixed-horizon and sequential engines under continuous peeking.
+Also reports the calibration rates: A/A rejection rate, the false-positive rates of the fixed-horizon and
+sequential engines under continuous peeking, and the relative intervals (gbstats' delta method and
+Fieller's, "log") at small samples: two-sided and one-sided A/A rates, Holm's family-wise rate, and, as a
+limit of every t-based test, log-normal (skewed) values where the absolute Welch test itself drifts.
 
     .venv/bin/python benchmarks/bench_stats.py     # prints a table, writes bench-output/stats.json
 """
@@ -26,8 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from experiments.stats import analyze, analyze_dict, parse_request
-from experiments.stats.calibration import aa_rejection_rate, peeking_false_positive_rates
+from experiments.stats import analyze, analyze_dict, config, parse_request
+from experiments.stats.calibration import aa_family_wise_rate, aa_rejection_rate, peeking_false_positive_rates
+from experiments.stats.engine import compare
+from experiments.stats.statistics import SampleMeanStatistic, paired_moments
 
 ROOT = Path(__file__).resolve().parents[1]
 GBSTATS_VENV = ROOT / ".venv-gbstats"
@@ -112,16 +116,69 @@ def time_gbstats(path: Path) -> dict[str, Any]:
     return dict(json.loads(completed.stdout))
 
 
+def relative_intervals() -> dict[str, Any]:
+    """Returns the A/A rates of both relative intervals at small samples (10,000 experiments a cell).
+
+    `rate` is two-sided, `worse` and `better` one-sided (each should be alpha / 2); proportions convert at
+    1 / (1 + s^2 n) and normal means have sd 3 s sqrt(n), so each arm's mean has relative standard error s.
+    """
+    cells = {}
+    for relative_se in config.CALIBRATION_RELATIVE_SE:
+        for metric in ("proportion", "mean"):
+            for units in config.CALIBRATION_SMALL_UNITS:
+                for interval in ("gbstats", "log"):
+                    for engine in ("frequentist", "bayesian"):
+                        found = aa_rejection_rate(
+                            metric, engine, relative_interval=interval, units_per_arm=units,
+                            relative_se=relative_se, experiments=10_000,
+                        )  # fmt: skip
+                        cells[f"se {relative_se}/{metric}/{units}/{interval}/{engine}"] = {
+                            "rate": found.rate,
+                            "worse": found.rate * found.worse,
+                            "better": found.rate * (1 - found.worse),
+                        }
+    return {
+        "aa": cells,
+        "holm_family_wise_rate": {
+            interval: aa_family_wise_rate("frequentist", relative_interval=interval, experiments=40_000)
+            for interval in ("gbstats", "log")
+        },
+        "lognormal": lognormal_rates(),
+    }
+
+
+def lognormal_rates(experiments: int = 10_000, sigma: float = 1.0) -> dict[str, float]:
+    """Returns A/A rates on log-normal values (sigma 1: skewed like time spent), frequentist engine:
+    absolute, gbstats relative and log relative, at each small sample size."""
+    rng = np.random.default_rng(SEED)
+    rates = {}
+    for units in config.CALIBRATION_SMALL_UNITS:
+        arms = []
+        for _ in range(2):
+            values = rng.lognormal(0.0, sigma, (experiments, units))
+            arms.append(SampleMeanStatistic(np.full(experiments, float(units)), values.sum(1), (values**2).sum(1)))
+        moments = paired_moments(*arms)
+        for name, settings in (
+            ("absolute", {"difference": "absolute"}),
+            ("gbstats", {"relative_interval": "gbstats"}),
+            ("log", {"relative_interval": "log"}),
+        ):
+            estimates = compare(*moments, **settings)  # type: ignore[arg-type]
+            rates[f"{units}/{name}"] = float(np.mean((estimates.ci_low > 0) | (estimates.ci_high < 0)))
+    return rates
+
+
 def calibration() -> dict[str, Any]:
     """Returns the calibration rates of the engine (seeded simulations, alpha 0.05)."""
     peeking = peeking_false_positive_rates()
     return {
         "alpha": 0.05,
         "aa_rejection_rate": {
-            f"{metric}/{engine}": aa_rejection_rate(metric, engine)
+            f"{metric}/{engine}": aa_rejection_rate(metric, engine).rate
             for metric in ("proportion", "mean")
             for engine in ("frequentist", "sequential", "bayesian")
         },
+        "relative_intervals": relative_intervals(),
         "peeking": {
             "looks": peeking.looks,
             "experiments": peeking.experiments,
@@ -181,6 +238,15 @@ def main() -> None:
         f"fixed-horizon FPR {peeking['fixed_horizon_false_positive_rate']:.4f}, "
         f"sequential FPR {peeking['sequential_false_positive_rate']:.4f}"
     )
+    relative = rates["relative_intervals"]
+    print("relative intervals, A/A at alpha 0.05 (two-sided; one-sided worse / better, each should be 0.025):")
+    for name, cell in relative["aa"].items():
+        print(f"  {name:<44} {cell['rate']:.4f}  {cell['worse']:.4f} / {cell['better']:.4f}")
+    holm = relative["holm_family_wise_rate"]
+    print(f"Holm over 10 proportions at 2,000 units: gbstats {holm['gbstats']:.4f}, log {holm['log']:.4f}")
+    print("log-normal values (sigma 1), frequentist:")
+    for name, rate in relative["lognormal"].items():
+        print(f"  {name:<16} {rate:.4f}")
     print(f"wrote {OUTPUT.relative_to(ROOT)}")
 
 

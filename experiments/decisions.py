@@ -49,6 +49,15 @@ Then for the experiment:
 8. No peeking (`_too_early`): with a fixed-horizon engine (frequentist or Bayesian) and a planned
    sample or duration not yet reached, a go or no-go becomes keep running: only the sequential
    engine's always-valid intervals may end an experiment early. A guardrail veto still stops it.
+9. Calibrated relative intervals (`_uncalibrated`): every reason on a relative difference names the
+   interval it read, Fieller's ("log", the plan's default, calibrated at every sample size) or
+   gbstats' delta method. The delta-method interval calls an A/A treatment "worse" more often than
+   alpha / 2 (and "better" less often) by an amount that grows with the ratio's relative standard
+   error; its calibration is shown only up to `GBSTATS_RELATIVE_SE_LIMIT` (2 %: each side within 15 %
+   of alpha / 2). A gbstats relative interval less precise than that, judged by its half-width over
+   z (1 + effect), supports nothing: the primary is unjudged and a guardrail unverified, each with an
+   error reason, so the treatment cannot go (nor be stopped on it). The rows must come from the plan's
+   own analysis (`experiments.results.build_results` passes it `relative_interval`).
 """
 
 from __future__ import annotations
@@ -59,8 +68,9 @@ from typing import Literal, NamedTuple, Protocol
 
 from scipy import stats
 
-from experiments.registry import AnalysisPlan, ExperimentSpec, Guardrail, MetricSpec, PilotSpec
+from experiments.registry import AnalysisPlan, ExperimentSpec, Guardrail, MetricSpec, PilotSpec, RelativeInterval
 from experiments.scorecard import Criterion, Scorecard
+from experiments.stats.config import GBSTATS_RELATIVE_SE_LIMIT
 from experiments.stats.power import days_to_reach
 
 Outcome = Literal["go", "no-go", "iterate", "keep running"]
@@ -69,10 +79,15 @@ PrimaryJudgement = Literal["better", "worse", "not worth it", "inconclusive", "u
 
 #: Which outcome prevails when treatments disagree, first first.
 OUTCOME_PRECEDENCE: tuple[Outcome, ...] = ("go", "keep running", "iterate", "no-go")
+#: How a reason names the interval of a relative difference.
+RELATIVE_INTERVAL_NAMES: dict[RelativeInterval, str] = {
+    "log": "the Fieller method",
+    "gbstats": "the gbstats delta method",
+}
 
 
 class ComparisonRow(Protocol):
-    """One (metric, treatment) comparison of the stats engine, as `shared/specs/analysis.md` defines it."""
+    """One (metric, treatment) comparison of the stats engine, as docs/statistics.md defines it."""
 
     @property
     def metric(self) -> str: ...
@@ -195,7 +210,10 @@ def _observation(evidence: _Evidence, experiment: ExperimentSpec, metric: Metric
     plan = experiment.analysis
     kind = {"frequentist": "interval", "sequential": "always-valid interval", "bayesian": "credible interval"}
     low, high = evidence.raw_interval
-    notes = [f"{_percent(1 - plan.alpha, 0)} {kind[plan.engine]} {_signed(low, plan)} to {_signed(high, plan)}"]
+    interval = f"{_percent(1 - plan.alpha, 0)} {kind[plan.engine]} {_signed(low, plan)} to {_signed(high, plan)}"
+    if plan.difference == "relative":
+        interval += f" by {RELATIVE_INTERVAL_NAMES[plan.relative_interval]}"
+    notes = [interval]
     if evidence.chance_better is not None:
         notes.append(f"{_percent(evidence.chance_better)} chance to beat {experiment.control}")
     if not metric.higher_is_better:
@@ -219,6 +237,45 @@ def _error_reason(
     )
 
 
+def _ratio_relative_se(evidence: _Evidence, plan: AnalysisPlan) -> float:
+    """Returns the relative standard error of the ratio treatment / control that a relative interval
+    implies: half its width over z(1 - alpha/2) (1 + effect). The t and sequential intervals span more
+    than z standard errors, so for them this overstates it (the rule is then stricter)."""
+    low, high = evidence.raw_interval
+    ratio = 1 + evidence.raw_effect
+    if ratio <= 0:
+        return math.inf
+    return (high - low) / (2 * float(stats.norm.ppf(1 - plan.alpha / 2)) * ratio)
+
+
+def _uncalibrated(
+    evidence: _Evidence, metric: MetricSpec, variant: str, experiment: ExperimentSpec, role: str
+) -> Reason | None:
+    """Returns the error reason refusing a gbstats relative interval too imprecise for its calibration to be
+    shown (rule 9), None when the interval is calibrated."""
+    plan = experiment.analysis
+    if plan.difference != "relative" or plan.relative_interval != "gbstats":
+        return None
+    relative_se = _ratio_relative_se(evidence, plan)
+    if relative_se <= GBSTATS_RELATIVE_SE_LIMIT:
+        return None
+    precision = "not known" if math.isinf(relative_se) else f"{_percent(relative_se)}"
+    return Reason(
+        "error",
+        metric.key,
+        variant,
+        None,
+        None,
+        None,
+        f"{metric.key} ({role}): {variant} vs {experiment.control} {_observation(evidence, experiment, metric)}: "
+        f"the relative standard error of this ratio is {precision}, above the "
+        f"{_percent(GBSTATS_RELATIVE_SE_LIMIT, 0)} up to which the calibration of the gbstats interval is shown. "
+        "Less precise, it calls a treatment worse more often than alpha allows, and better less often, so it "
+        "cannot support a decision: pre-register relative_interval: log (the Fieller method, calibrated at "
+        "every sample size), or analyse the absolute difference.",
+    )
+
+
 def _survives_correction(row: ComparisonRow, plan: AnalysisPlan) -> bool:
     """Returns whether the row stays significant after the plan's multiple-comparison correction."""
     if plan.correction == "none" or row.adjusted_p_value is None:
@@ -238,6 +295,9 @@ def _judge_primary(
     evidence = None if row is None else _evidence(row, metric)
     if row is None or evidence is None:
         return "unjudged", _error_reason(row, metric.key, variant, experiment, "primary")
+    refusal = _uncalibrated(evidence, metric, variant, experiment, "primary")
+    if refusal is not None:
+        return "unjudged", refusal
     plan = experiment.analysis
     required = f"the minimum effect of {_threshold(_raw(minimum_effect, metric), plan)} required for go"
     observed = _observation(evidence, experiment, metric)
@@ -294,6 +354,9 @@ def _judge_guardrail(
     evidence = None if row is None else _evidence(row, metric)
     if row is None or evidence is None:
         return None, _error_reason(row, metric.key, variant, experiment, "guardrail")
+    refusal = _uncalibrated(evidence, metric, variant, experiment, "guardrail")
+    if refusal is not None:
+        return None, refusal
     plan = experiment.analysis
     bound = -guardrail.tolerance
     tolerance = f"the tolerance of {_amount(guardrail.tolerance, plan)}"

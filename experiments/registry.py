@@ -37,8 +37,7 @@ Aggregate = Literal["sum", "count"]
 Engine = Literal["frequentist", "sequential", "bayesian"]
 Difference = Literal["relative", "absolute"]
 Correction = Literal["none", "holm", "bh"]
-#: How the interval of a relative difference is made: on the log of the ratio of means (calibrated on
-#: small samples) or as gbstats makes it (the delta method on the ratio itself).
+#: A relative difference's interval: gbstats' delta method, or the calibrated one (Fieller's theorem).
 RelativeInterval = Literal["gbstats", "log"]
 ExperimentStatus = Literal["draft", "running", "stopped", "decided"]
 
@@ -429,6 +428,7 @@ class AnalysisPlan:
     alpha: Annotated[float, Strict(), AfterValidator(_Range(0, 1, low_open=True, high_open=True))] = 0.05
     correction: Correction = "none"
     sequential_tuning: Annotated[int, Strict(), AfterValidator(_Range(0, low_open=True, at_most=10**9))] = 5000
+    #: Pilot decisions rest on the calibrated interval unless the plan asks for gbstats parity.
     relative_interval: RelativeInterval = "log"
 
 

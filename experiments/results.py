@@ -1,27 +1,29 @@
 """An experiment's current results: per-variant sufficient statistics from the store and their analysis.
 
-The document is the one `rhizome results EXPERIMENT --json` prints (interfaces.md). It also carries
-the analysis settings (engine, difference, alpha, correction, sequential_tuning, control) and each
-variant's weight, so that it is a valid request of `rhizome analyze` once `metrics` is a list:
-`request_of(results)` does that, and `rhizome analyze` accepts a results document directly.
+The document is the one `rhizome results EXPERIMENT --json` prints. It also carries
+the analysis settings (engine, difference, relative_interval, alpha, correction, sequential_tuning,
+control) and each variant's weight, so that it is a valid request of `rhizome analyze` once `metrics`
+is a list: `request_of(results)` does that, and `rhizome analyze` accepts a results document directly.
+`relative_interval` says which interval a relative difference's rows carry: the pilot's plan defaults
+to "log" (Fieller's, calibrated), where a bare `analyze` request keeps gbstats' parity.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from experiments.registry import ExperimentSpec, MetricSpec
 from experiments.stats import analyze_dict
 from experiments.store import UNITS, Statistic, Store
 
 #: Analysis request fields that a results document carries at its top level.
-REQUEST_FIELDS = ("engine", "difference", "alpha", "sequential_tuning", "correction", "control")
+REQUEST_FIELDS = ("engine", "difference", "relative_interval", "alpha", "sequential_tuning", "correction", "control")
 
 
 def metric_data(metric: MetricSpec, stat: Statistic | None) -> dict[str, float | int]:
-    """Returns one arm's statistics in the request format of analysis.md for the metric's type."""
+    """Returns one arm's statistics in the request format of docs/statistics.md for the metric's type."""
     s = stat or Statistic(0, 0.0, 0.0, 0.0, 0.0, 0.0)
     if metric.type in ("proportion", "retention"):
         return {"n": s.n, "sum": round(s.sum)}
@@ -45,7 +47,7 @@ def metric_data(metric: MetricSpec, stat: Statistic | None) -> dict[str, float |
 
 
 def analysis_type(metric: MetricSpec) -> str:
-    """Returns the analysis.md type of a registry metric (retention is a proportion)."""
+    """Returns the docs/statistics.md type of a registry metric (retention is a proportion)."""
     return "proportion" if metric.type == "retention" else metric.type
 
 
@@ -65,6 +67,8 @@ def build_results(
         "as_of": (as_of or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "engine": plan.engine,
         "difference": plan.difference,
+        # Which interval a relative difference's row carries: "log" (Fieller's) or "gbstats".
+        "relative_interval": plan.relative_interval,
         "alpha": plan.alpha,
         "sequential_tuning": plan.sequential_tuning,
         "correction": plan.correction,
@@ -85,15 +89,24 @@ def build_results(
 def request_of(results: Mapping[str, Any]) -> dict[str, Any]:
     """Returns the analysis request a results document stands for."""
     request: dict[str, Any] = {k: results[k] for k in REQUEST_FIELDS if k in results}
-    request["variants"] = {
-        v: {"units": d.get("units", 0), **({"weight": d["weight"]} if "weight" in d else {})}
-        for v, d in results["variants"].items()
-    }
+    variants = results.get("variants")
+    # A misshapen part is passed on as it is, for the request parser to name.
+    request["variants"] = (
+        {
+            v: {"units": d.get("units", 0), **({"weight": d["weight"]} if "weight" in d else {})}
+            if isinstance(d, dict)
+            else d
+            for v, d in variants.items()
+        }
+        if isinstance(variants, dict)
+        else variants
+    )
     request["metrics"] = [{"name": name, **metric} for name, metric in results["metrics"].items()]
     return request
 
 
-def is_results_document(doc: object) -> bool:
+def is_results_document(doc: object) -> TypeGuard[dict[str, Any]]:
+    """Returns whether `doc` is a results document (rather than an analysis request)."""
     return isinstance(doc, dict) and isinstance(doc.get("metrics"), dict) and "experiment" in doc
 
 

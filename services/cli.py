@@ -43,11 +43,15 @@ def _store(settings: Settings) -> Store:
 
 def cmd_analyze(args: argparse.Namespace, _settings: Settings) -> int:
     from experiments.results import is_results_document, request_of
-    from experiments.stats import analyze_dict
+    from experiments.stats import analyze_dict, load_json
 
-    text = sys.stdin.read() if args.request == "-" else _read(args.request)
+    raw = sys.stdin.buffer.read() if args.request == "-" else _read(args.request)
     try:
-        doc = json.loads(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"request: not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    try:
+        doc = load_json(text)
     except json.JSONDecodeError as exc:
         raise BadInput(f"request: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     if is_results_document(doc):

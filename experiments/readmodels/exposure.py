@@ -276,6 +276,7 @@ def monitoring(
         {
             "engine": plan.engine,
             "difference": plan.difference,
+            "relative_interval": plan.relative_interval,
             "alpha": plan.alpha,
             "sequential_tuning": plan.sequential_tuning,
             "correction": "none",

@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TypeGuard, TypeVar
+import re
+import sys
+from typing import Final, NamedTuple, TypeGuard, TypeVar
 
 Choice = TypeVar("Choice", bound=str)
+
+_PLAIN_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 
 
 class RequestError(ValueError):
@@ -21,8 +25,46 @@ class RequestError(ValueError):
         self.message = message
 
 
+class OversizedInteger(NamedTuple):
+    """An integer of a JSON text too long for Python to read (`load_json`); no field accepts it."""
+
+    digits: int
+
+
+def load_json(text: str) -> object:
+    """Returns the value of a JSON text, reading an integer longer than Python's limit on integer digits
+    (a guard against quadratic parsing) as an `OversizedInteger`, so that its field can be named.
+
+    Raises `json.JSONDecodeError` when the text is not JSON.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:
+        # Only an over-long integer makes json.loads raise a plain ValueError.
+        return json.loads(text, parse_int=_integer)
+
+
+def _integer(digits: str) -> int | OversizedInteger:
+    if len(digits) > sys.get_int_max_str_digits():
+        return OversizedInteger(len(digits.lstrip("-")))
+    return int(digits)
+
+
+def field_path(where: str, key: object) -> str:
+    """Returns the path of `key` inside `where`: `a.b` for plain keys, `a["b c"]` for others."""
+    if isinstance(key, str) and _PLAIN_KEY.match(key):
+        return f"{where}.{key}" if where else key
+    return f"{where}[{shown(key)}]"
+
+
 def shown(value: object) -> str:
     """Returns a short one-line rendering of a value for an error message."""
+    if isinstance(value, OversizedInteger):
+        return f"an integer of {value.digits} digits"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     try:
@@ -36,6 +78,17 @@ def shown(value: object) -> str:
 def is_number(value: object) -> TypeGuard[int | float]:
     """Returns whether `value` is a number `check_number` accepts the type of (a bool is not)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def as_float(value: object) -> float:
+    """Returns a number as a float: an integer beyond the range of a double (or an `OversizedInteger`)
+    becomes an infinity of its sign, which every number check refuses."""
+    if isinstance(value, OversizedInteger):
+        return math.inf
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf  # type: ignore[operator]
 
 
 def check_number(
@@ -53,9 +106,9 @@ def check_number(
     Raises `RequestError` naming `field`, the expected range and the value received.
     """
     kind = "an integer" if integer else "a number"
-    if not is_number(value):
+    if not is_number(value) and not isinstance(value, OversizedInteger):
         raise RequestError(field, f"must be {kind} (got {shown(value)})")
-    number = float(value)
+    number = as_float(value)
     if not math.isfinite(number):
         raise RequestError(field, f"must be a finite number (got {shown(value)})")
     if integer and not number.is_integer():

@@ -219,7 +219,7 @@ class _Plan:
     def _variance(self, effect: float, n_total: float) -> float:
         treatment_mean = self.mean + effect * self.scale
         treatment_variance = treatment_mean * (1 - treatment_mean) if self.proportion else self.variance
-        control = Moments(n_total * self.shares[0], self.mean, self.mean, self.variance)
-        treatment = Moments(n_total * self.shares[1], treatment_mean, treatment_mean, treatment_variance)
+        control = Moments.of(n_total * self.shares[0], self.mean, self.variance)
+        treatment = Moments.of(n_total * self.shares[1], treatment_mean, treatment_variance)
         _, variance = effect_and_variance(control, treatment, "relative" if self.relative else "absolute")
         return float(np.asarray(variance))

@@ -1,4 +1,4 @@
-"""The analysis request of `shared/specs/analysis.md`: parsed from JSON into typed records, or refused.
+"""The analysis request of docs/statistics.md: parsed from JSON into typed records, or refused.
 
 A refused request raises `RequestError` whose message is one line naming the field:
 `metrics[1].data.treatment.n: must be >= 0 (got -3)`.
@@ -6,7 +6,6 @@ A refused request raises `RequestError` whose message is one line naming the fie
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -17,7 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from experiments.stats import config
-from experiments.stats.checks import RequestError, check_choice, check_number, is_number, shown
+from experiments.stats.checks import (
+    RequestError,
+    as_float,
+    check_choice,
+    check_number,
+    field_path,
+    is_number,
+    shown,
+)
 from experiments.stats.statistics import (
     CupedStatistic,
     ProportionStatistic,
@@ -27,7 +34,17 @@ from experiments.stats.statistics import (
 )
 
 _TOP_LEVEL_FIELDS: Final = frozenset(
-    {"engine", "difference", "alpha", "sequential_tuning", "correction", "control", "variants", "metrics"}
+    {
+        "engine",
+        "difference",
+        "relative_interval",
+        "alpha",
+        "sequential_tuning",
+        "correction",
+        "control",
+        "variants",
+        "metrics",
+    }
 )
 _METRIC_FIELDS: Final = frozenset({"name", "type", "data"})
 _CUPED_FIELDS: Final = frozenset({"pre_sum", "pre_sum_squares", "pre_post_sum_products"})
@@ -45,7 +62,8 @@ _VALUES_OF: Final[Mapping[_Kind, Callable[[Mapping[str, object]], tuple[object, 
     kind: itemgetter(*fields) for kind, fields in _FIELDS.items()
 }
 _NON_NEGATIVE: Final = frozenset({"sum_squares", "pre_sum_squares", "den_sum_squares"})
-_PLAIN_KEY: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+#: Counts: units of an arm and of a variant.
+_COUNT: Final[dict[str, Any]] = {"ge": 0, "le": config.MAX_COUNT, "integer": True}
 
 
 class Variant(NamedTuple):
@@ -90,6 +108,7 @@ class AnalysisRequest:
     alpha: float = config.ALPHA
     sequential_tuning: float = config.SEQUENTIAL_TUNING
     correction: config.Correction = config.CORRECTION
+    relative_interval: config.RelativeInterval = config.RELATIVE_INTERVAL
 
     @property
     def treatments(self) -> tuple[str, ...]:
@@ -98,9 +117,9 @@ class AnalysisRequest:
 
 
 def parse_request(obj: object) -> AnalysisRequest:
-    """Returns the typed request for a JSON-decoded analysis request (analysis.md).
+    """Returns the typed request for a JSON-decoded analysis request (docs/statistics.md).
 
-    Where analysis.md gives no default, `weight` may be left out of every variant (equal weights) and
+    Where docs/statistics.md gives no default, `weight` may be left out of every variant (equal weights) and
     `control` defaults to the first variant. An unknown field is refused.
 
     Raises `RequestError` naming the offending field: the first misshapen field in request order, else
@@ -109,9 +128,12 @@ def parse_request(obj: object) -> AnalysisRequest:
     root = _object("request", obj)
     for key in root:
         if key not in _TOP_LEVEL_FIELDS:
-            raise RequestError(_path("", key), "unknown field")
+            raise RequestError(field_path("", key), "unknown field")
     engine = check_choice("engine", root.get("engine", config.ENGINE), config.ENGINES)
     difference = check_choice("difference", root.get("difference", config.DIFFERENCE), config.DIFFERENCES)
+    relative_interval = check_choice(
+        "relative_interval", root.get("relative_interval", config.RELATIVE_INTERVAL), config.RELATIVE_INTERVALS
+    )
     alpha = check_number("alpha", root.get("alpha", config.ALPHA), gt=0, lt=1)
     tuning = check_number("sequential_tuning", root.get("sequential_tuning", config.SEQUENTIAL_TUNING), gt=0)
     correction = check_choice("correction", root.get("correction", config.CORRECTION), config.CORRECTIONS)
@@ -131,6 +153,7 @@ def parse_request(obj: object) -> AnalysisRequest:
         alpha=alpha,
         sequential_tuning=tuning,
         correction=correction,
+        relative_interval=relative_interval,
     )
 
 
@@ -138,19 +161,19 @@ def _variants(obj: object) -> tuple[Variant, ...]:
     entries = _object("variants", obj)
     if len(entries) < 2:
         raise RequestError("variants", f"must name at least 2 variants (got {len(entries)})")
-    specs = {name: _object(_path("variants", name), spec) for name, spec in entries.items()}
+    specs = {name: _object(field_path("variants", name), spec) for name, spec in entries.items()}
     weighted = [name for name, spec in specs.items() if "weight" in spec]
     variants = []
     for name, spec in specs.items():
-        where = _path("variants", name)
+        where = field_path("variants", name)
         if not isinstance(name, str):
             raise RequestError(where, "a variant name must be a string")
         for key in spec:
             if key not in ("units", "weight"):
-                raise RequestError(_path(where, key), "unknown field")
+                raise RequestError(field_path(where, key), "unknown field")
         if weighted and "weight" not in spec:
-            raise RequestError(f"{where}.weight", f"required, as {_path('variants', weighted[0])} has one")
-        units = check_number(f"{where}.units", _required(spec, "units", where), ge=0, integer=True)
+            raise RequestError(f"{where}.weight", f"required, as {field_path('variants', weighted[0])} has one")
+        units = check_number(f"{where}.units", _required(spec, "units", where), **_COUNT)
         weight = check_number(f"{where}.weight", spec.get("weight", 1.0), gt=0)
         variants.append(Variant(name=name, units=int(units), weight=weight))
     return tuple(variants)
@@ -224,7 +247,7 @@ def _metric_shape(
     spec = _object(where, item)
     for key in spec:
         if key not in _METRIC_FIELDS:
-            raise RequestError(_path(where, key), "unknown field")
+            raise RequestError(field_path(where, key), "unknown field")
     name = _required(spec, "name", where)
     if not isinstance(name, str) or not name:
         raise RequestError(f"{where}.name", f"must be a non-empty string (got {shown(name)})")
@@ -235,7 +258,7 @@ def _metric_shape(
     data = _object(data_where, _required(spec, "data", where))
     for key in data:
         if key not in variants:
-            raise RequestError(_path(data_where, key), f"not a variant (variants: {', '.join(variants)})")
+            raise RequestError(field_path(data_where, key), f"not a variant (variants: {', '.join(variants)})")
     arms = [_required(data, variant, data_where) for variant in variants]
     cuped = metric_type == "mean" and any(
         isinstance(arm, Mapping) and not _CUPED_FIELDS.isdisjoint(arm) for arm in arms
@@ -243,7 +266,7 @@ def _metric_shape(
     kind: _Kind = "cuped" if cuped else metric_type
     values: list[object] = []
     for variant, arm in zip(variants, arms, strict=True):
-        values.extend(_arm_values(_path(data_where, variant), metric_type, kind, arm))
+        values.extend(_arm_values(field_path(data_where, variant), metric_type, kind, arm))
     return name, metric_type, kind, values
 
 
@@ -253,11 +276,11 @@ def _arm_values(where: str, metric_type: str, kind: _Kind, obj: object) -> tuple
     fields = _FIELDS[kind]
     for key in arm:
         if key not in fields:
-            raise RequestError(_path(where, key), f"unknown field for a {metric_type} metric")
+            raise RequestError(field_path(where, key), f"unknown field for a {metric_type} metric")
     for key in fields:
         if key not in arm:
             hint = ", as other arms of this metric carry a pre-period" if key in _CUPED_FIELDS else ""
-            raise RequestError(_path(where, key), f"required{hint}")
+            raise RequestError(field_path(where, key), f"required{hint}")
     return _VALUES_OF[kind](arm)
 
 
@@ -276,7 +299,11 @@ def _checked_numbers(
             continue
         width = len(_FIELDS[kind])
         if set(map(type, kind_cells)) <= {int, float} or all(map(is_number, kind_cells)):
-            tables[kind] = np.fromiter(kind_cells, dtype=float, count=len(kind_cells)).reshape(-1, width)
+            try:
+                table = np.fromiter(kind_cells, dtype=float, count=len(kind_cells))
+            except OverflowError:
+                table = np.fromiter(map(as_float, kind_cells), dtype=float, count=len(kind_cells))
+            tables[kind] = table.reshape(-1, width)
             odd = _odd_numbers(kind, tables[kind])
         else:
             odd = np.array([not is_number(value) for value in kind_cells]).reshape(-1, width)
@@ -285,7 +312,7 @@ def _checked_numbers(
             suspects.append((positions[kind][metric], variant, column, kind, row * width))
     for index, variant, column, kind, start in sorted(suspects):
         field = _FIELDS[kind][column]
-        where = _path(f"metrics[{index}].data", variants[variant])
+        where = field_path(f"metrics[{index}].data", variants[variant])
         n = cells[kind][start]
         check_number(f"{where}.{field}", cells[kind][start + column], **_rule(kind, field, n))
     return tables
@@ -309,7 +336,7 @@ def _odd_numbers(kind: _Kind, table: npt.NDArray[np.float64]) -> npt.NDArray[np.
 def _rule(kind: _Kind, field: str, n: object) -> dict[str, Any]:
     """Returns the bounds `check_number` applies to an arm field; a proportion's sum is at most its `n`."""
     if field == "n":
-        return {"ge": 0, "integer": True}
+        return _COUNT
     if kind == "proportion":
         return {"ge": 0, "le": n}
     return {"ge": 0} if field in _NON_NEGATIVE else {}
@@ -339,12 +366,5 @@ def _object(where: str, obj: object) -> Mapping[str, object]:
 
 def _required(obj: Mapping[str, object], key: str, where: str) -> object:
     if key not in obj:
-        raise RequestError(_path(where, key), "required")
+        raise RequestError(field_path(where, key), "required")
     return obj[key]
-
-
-def _path(where: str, key: object) -> str:
-    """Returns the path of `key` inside `where`: `a.b` for plain keys, `a["b c"]` for others."""
-    if isinstance(key, str) and _PLAIN_KEY.match(key):
-        return f"{where}.{key}" if where else key
-    return f"{where}[{shown(key)}]"

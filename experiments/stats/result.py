@@ -1,4 +1,4 @@
-"""What an analysis returns: immutable typed records, and their JSON form of analysis.md."""
+"""What an analysis returns: immutable typed records, and their JSON form of docs/statistics.md."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class AnalysisResult:
     comparisons: tuple[Comparison, ...]
 
     def to_dict(self) -> dict[str, object]:
-        """Returns the result object of analysis.md, ready for `json.dumps`."""
+        """Returns the result object of docs/statistics.md, ready for `json.dumps`."""
         return {
             "srm": {"p_value": self.srm.p_value, "mismatch": self.srm.mismatch},
             "comparisons": [dict(zip(REPORTED_FIELDS, row, strict=False)) for row in self.comparisons],

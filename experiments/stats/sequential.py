@@ -19,15 +19,21 @@ def rho(alpha: float, tuning: float) -> float:
     return float(np.sqrt((-2 * log_alpha + np.log(-2 * log_alpha + 1)) / tuning))
 
 
+def multiplier(n_total: Values, alpha: float, tuning: float) -> Values:
+    """Returns how many standard errors of the estimate the confidence sequence (eq. 9) spans on either side
+    after `n_total` units: with a per-unit variance of variance * N, the half-width is this * sqrt(variance).
+    """
+    r = rho(alpha, tuning)
+    r2n = n_total * r**2
+    return np.sqrt(n_total * 2 * (r2n + 1) * np.log(np.sqrt(r2n + 1) / alpha) / (n_total * r) ** 2)
+
+
 def half_width(variance: Values, n_total: Values, alpha: float, tuning: float) -> Values:
     """Returns the half-width of the asymptotic confidence sequence (eq. 9) after `n_total` units.
 
     `variance` is the variance of the effect estimate, so the per-unit variance is variance * N.
     """
-    r = rho(alpha, tuning)
-    r2n = n_total * r**2
-    per_unit_variance = variance * n_total
-    return np.sqrt(per_unit_variance * 2 * (r2n + 1) * np.log(np.sqrt(r2n + 1) / alpha) / (n_total * r) ** 2)
+    return multiplier(n_total, alpha, tuning) * np.sqrt(variance)
 
 
 def confidence_sequence(effect: Values, variance: Values, n_total: Values, alpha: float, tuning: float) -> Interval:

@@ -25,12 +25,22 @@ def co_moment(n: Values, sum_x: Values, sum_y: Values, sum_products: Values) -> 
 
 
 class Moments(NamedTuple):
-    """What a comparison needs from one arm: units, the mean it tests, the unadjusted mean, the variance."""
+    """What a comparison needs from one arm: units, the mean it tests and its per-unit variance, and the
+    unadjusted mean (the denominator of a relative difference) with its own per-unit variance and its
+    per-unit covariance with the tested value. Without CUPED the tested and unadjusted values are one.
+    """
 
     n: Values
     mean: Values
     unadjusted_mean: Values
     variance: Values
+    unadjusted_variance: Values
+    covariance: Values
+
+    @classmethod
+    def of(cls, n: Values, mean: Values, variance: Values) -> Moments:
+        """Returns the moments of an arm whose tested value is its unadjusted value."""
+        return cls(n, mean, mean, variance, variance, variance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +73,7 @@ class ProportionStatistic:
     @property
     def moments(self) -> Moments:
         """Returns the arm's moments."""
-        return Moments(self.n, self.mean, self.mean, self.variance)
+        return Moments.of(self.n, self.mean, self.variance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +108,7 @@ class SampleMeanStatistic:
     @property
     def moments(self) -> Moments:
         """Returns the arm's moments."""
-        return Moments(self.n, self.mean, self.mean, self.variance)
+        return Moments.of(self.n, self.mean, self.variance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +173,7 @@ class RatioStatistic:
     @property
     def moments(self) -> Moments:
         """Returns the arm's moments."""
-        return Moments(self.n, self.mean, self.mean, self.variance)
+        return Moments.of(self.n, self.mean, self.variance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,14 +228,19 @@ class CupedStatistic:
 
     def adjusted(self, theta: Values) -> Moments:
         """Returns the moments adjusted by `theta`: mean_post - theta mean_pre and
-        var_post + theta^2 var_pre - 2 theta cov(post, pre); the unadjusted mean stays the post mean.
+        var_post + theta^2 var_pre - 2 theta cov(post, pre); the unadjusted mean stays the post mean, with
+        the post variance, and cov(post - theta pre, post) = var_post - theta cov(post, pre).
         """
+        post_variance = self.post.variance
+        covariance = self.covariance
         return Moments(
             n=self.n,
             mean=self.post.mean - theta * self.pre.mean,
             unadjusted_mean=self.post.mean,
             # theta (theta var_pre - 2 cov) is theta^2 var_pre - 2 theta cov without overflowing theta^2.
-            variance=self.post.variance + theta * (theta * self.pre.variance - 2 * self.covariance),
+            variance=post_variance + theta * (theta * self.pre.variance - 2 * covariance),
+            unadjusted_variance=post_variance,
+            covariance=post_variance - theta * covariance,
         )
 
 

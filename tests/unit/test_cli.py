@@ -42,7 +42,7 @@ def run(capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None
     if stdin is not None:
         import sys
 
-        sys.stdin = io.StringIO(stdin)
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin.encode()), encoding="utf-8")
     try:
         code = main(list(args))
     except SystemExit as exc:
@@ -69,6 +69,12 @@ def test_analyze_reads_a_file_or_stdin(capsys: pytest.CaptureFixture[str], tmp_p
         (json.dumps({**REQUEST, "alpha": 2}), "alpha"),
         (json.dumps({**REQUEST, "metrics": [{**REQUEST["metrics"][0], "data": {
             "control": {"n": 1000, "sum": 100}, "treatment": {"n": -1, "sum": 0}}}]}), "metrics[0].data.treatment.n"),
+        # Issue 24: an integer of 10^400 exited 1 with OverflowError; one of 5,000 digits fails Python's reader.
+        (json.dumps(REQUEST).replace('"sum": 130', '"sum": 1' + "0" * 400),
+         "metrics[0].data.treatment.sum: must be a finite number (got an integer of 401 digits)"),
+        (json.dumps(REQUEST).replace('"units": 1010', '"units": 1' + "0" * 5000),
+         "variants.treatment.units: must be a finite number (got an integer of 5001 digits)"),
+        (json.dumps({**REQUEST, "relative_interval": "delta"}), "relative_interval: must be one of gbstats, log"),
     ],
 )  # fmt: skip
 def test_analyze_bad_request_exits_2_with_one_line_and_no_output(
@@ -124,9 +130,15 @@ def test_results_piped_into_analyze_reproduce_the_analysis(capsys: pytest.Captur
     code, out, _ = run(capsys, "results", "onboarding-v2", "--json")
     results = json.loads(out)
     assert code == 0 and results["variants"]["guided"]["units"] == 510
+    assert results["relative_interval"] == "log"
     assert results["metrics"]["trip_completed"]["data"]["guided"] == {"n": 510, "sum": 180}
     code, again, _ = run(capsys, "analyze", "-", stdin=out)
     assert code == 0 and json.loads(again) == results["analysis"]
+    gbstats = json.dumps({**results, "relative_interval": "gbstats"})
+    code, parity, _ = run(capsys, "analyze", "-", stdin=gbstats)
+    assert (
+        code == 0 and json.loads(parity)["comparisons"][0]["ci_low"] != results["analysis"]["comparisons"][0]["ci_low"]
+    )
     code, _, err = run(capsys, "results", "nope", "--json")
     assert code == 2 and "no such experiment" in err
 
@@ -188,3 +200,11 @@ def test_a_hostile_spec_exits_2_at_once_with_one_line(
     assert (datetime.now(UTC) - started).total_seconds() < 3
     assert code == 2 and out == "" and err.count("\n") == 1
     assert err.startswith("hostile.yaml") and fragment in err
+
+
+def test_analyze_refuses_a_request_that_is_not_utf8(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "req.json"
+    path.write_bytes(b'{"engine": "\xff"}')
+    code, out, err = run(capsys, "analyze", str(path))
+    assert (code, out) == (2, "")
+    assert "request: not UTF-8 (byte 0xff at offset 12)" in err

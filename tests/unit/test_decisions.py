@@ -137,8 +137,8 @@ def test_go_when_the_primary_beats_the_minimum_effect_and_nothing_blocks() -> No
     assert (primary.kind, primary.metric, primary.variant) == ("primary", "trip_completed", "guided")
     assert (primary.threshold, primary.observed, primary.interval) == (0.0, 0.081, (0.012, 0.150))
     assert primary.text == (
-        "trip_completed: guided beats control by +8.1 % (95 % always-valid interval +1.2 % to +15.0 %), "
-        "above the minimum effect of 0 % required for go."
+        "trip_completed: guided beats control by +8.1 % (95 % always-valid interval +1.2 % to +15.0 % by "
+        "the Fieller method), above the minimum effect of 0 % required for go."
     )
     assert "no significant degradation" in result.reasons[1].text
     assert kinds(result) == ["primary", "guardrail", "sample", "scorecard"]
@@ -454,10 +454,20 @@ def test_the_stats_engine_rows_feed_the_decision() -> None:
             },
         ],
     }
-    result = analyze(parse_request(request))
-    recommendation = decide(list(result.comparisons), units=arms, srm_mismatch=result.srm.mismatch)
-    assert (recommendation.outcome, recommendation.variant) == ("go", "guided")
-    assert recommendation.reasons[0].observed == pytest.approx((700 / 2050) / (600 / 2100) - 1)
+    for interval in ("log", "gbstats"):
+        experiment = replace(EXPERIMENT, analysis=replace(EXPERIMENT.analysis, relative_interval=interval))
+        result = analyze(parse_request(request | {"relative_interval": interval}))
+        recommendation = decide(
+            list(result.comparisons), experiment=experiment, units=arms, srm_mismatch=result.srm.mismatch
+        )
+        if interval == "log":
+            assert (recommendation.outcome, recommendation.variant) == ("go", "guided")
+            assert recommendation.reasons[0].observed == pytest.approx((700 / 2050) / (600 / 2100) - 1)
+        else:
+            # About 650 conversions an arm: the ratio is known to 4.6 %, too loosely for gbstats' interval.
+            assert recommendation.outcome == "iterate"
+            assert kinds(recommendation)[:2] == ["error", "error"]
+            assert "relative standard error of this ratio is 4.6 %" in recommendation.reasons[0].text
 
 
 FIXED_HORIZON = replace(EXPERIMENT, analysis=AnalysisPlan(engine="frequentist"))
@@ -478,3 +488,63 @@ def test_a_guardrail_veto_stops_a_fixed_horizon_experiment_before_its_plan() -> 
     harmful = row("support_calls", 0.3, 0.1, 0.5)
     result = decide([row("trip_completed", -0.01, -0.05, 0.03), harmful], experiment=FIXED_HORIZON, units=UNDER_PLAN)
     assert result.outcome == "no-go"
+
+
+GBSTATS = replace(EXPERIMENT, analysis=AnalysisPlan(engine="sequential", relative_interval="gbstats"))
+#: A ratio known to within 1.5 % (relative standard error 0.0294 / 1.96): where gbstats is calibrated.
+PRECISE = row("trip_completed", 0.04, 0.04 - 0.0294 * 1.04, 0.04 + 0.0294 * 1.04)
+PRECISE_SAFE = row("support_calls", -0.005, -0.03, 0.02)
+
+
+def test_a_gbstats_relative_interval_too_imprecise_for_its_calibration_cannot_make_go() -> None:
+    winning = row("trip_completed", 0.081, 0.012, 0.150)
+    assert decide([winning, PRECISE_SAFE]).outcome == "go"
+    result = decide([winning, PRECISE_SAFE], experiment=GBSTATS)
+    assert (result.outcome, result.variant) == ("keep running", None)
+    refusal = result.reasons[0]
+    assert (refusal.kind, refusal.metric, refusal.variant) == ("error", "trip_completed", "guided")
+    assert refusal.text == (
+        "trip_completed (primary): guided vs control +8.1 % (95 % always-valid interval +1.2 % to +15.0 % by "
+        "the gbstats delta method): the relative standard error of this ratio is 3.3 %, above the 2 % up to which "
+        "the calibration of the gbstats interval is shown. Less precise, it calls a treatment worse more often "
+        "than alpha allows, and better less often, so it cannot support a decision: pre-register "
+        "relative_interval: log (the Fieller method, calibrated at every sample size), or analyse the absolute "
+        "difference."
+    )
+    assert decide([winning, PRECISE_SAFE], experiment=GBSTATS, units=PLAN_REACHED).outcome == "iterate"
+
+
+def test_a_gbstats_relative_interval_precise_enough_supports_go_and_says_so() -> None:
+    result = decide([PRECISE, PRECISE_SAFE], experiment=GBSTATS)
+    assert result.outcome == "go"
+    assert "by the gbstats delta method" in result.reasons[0].text
+    assert kinds(result) == ["primary", "guardrail", "sample", "scorecard"]
+
+
+def test_an_imprecise_gbstats_worse_result_stops_nothing_either() -> None:
+    worse = row("trip_completed", -0.06, -0.11, -0.01)
+    assert decide([worse, PRECISE_SAFE]).outcome == "no-go"
+    result = decide([worse, PRECISE_SAFE], experiment=GBSTATS)
+    assert result.outcome == "keep running"
+    assert result.reasons[0].kind == "error"
+
+
+def test_an_imprecise_gbstats_guardrail_is_unverified_and_blocks_go() -> None:
+    loose = row("support_calls", 0.20, 0.05, 0.35)
+    result = decide([PRECISE, loose], experiment=GBSTATS)
+    assert result.outcome == "keep running"
+    assert kinds(result)[:2] == ["primary", "error"]
+    assert "support_calls (guardrail)" in result.reasons[1].text
+
+
+def test_a_gbstats_interval_around_a_ratio_of_zero_or_less_has_no_precision() -> None:
+    collapse = row("trip_completed", -1.2, -1.5, -0.9)
+    result = decide([collapse, PRECISE_SAFE], experiment=GBSTATS)
+    assert "relative standard error of this ratio is not known" in result.reasons[0].text
+
+
+def test_an_absolute_difference_names_no_relative_interval_and_is_never_refused() -> None:
+    experiment = replace(GBSTATS, analysis=AnalysisPlan(engine="sequential", difference="absolute"))
+    result = decide([row("trip_completed", 0.081, 0.012, 0.150), SAFE], experiment=experiment)
+    assert result.outcome == "go"
+    assert "method" not in result.reasons[0].text

@@ -12,5 +12,5 @@ from tests.unit.stats.examples import EXAMPLE
 
 @pytest.fixture
 def example() -> dict[str, Any]:
-    """Returns a fresh copy of the request of analysis.md (with the elided treatment arms filled in)."""
+    """Returns a fresh copy of the request of docs/statistics.md (with the elided treatment arms filled in)."""
     return copy.deepcopy(EXAMPLE)

@@ -1,4 +1,4 @@
-"""The request of analysis.md, with the elided treatment arms filled in."""
+"""The request of docs/statistics.md, with the elided treatment arms filled in."""
 
 from __future__ import annotations
 

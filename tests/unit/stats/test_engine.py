@@ -1,4 +1,4 @@
-"""The analysis of a request: the JSON of analysis.md, error rows, corrections, any number of treatments."""
+"""The analysis of a request: the JSON of docs/statistics.md, error rows, corrections, any number of treatments."""
 
 from __future__ import annotations
 
@@ -101,8 +101,10 @@ def degenerate(example: dict[str, Any]) -> dict[str, Any]:
     data = [metric["data"] for metric in example["metrics"]]
     data[0]["treatment"] = {"n": 0, "sum": 0}
     data[1]["control"] = {"n": 1, "sum": 3.0, "sum_squares": 9.0}
-    data[2]["treatment"].update(n=50, sum=100.0, sum_squares=200.0)
-    data[3]["control"].update(den_sum=0.0, den_sum_squares=0.0)
+    data[2]["treatment"].update(
+        n=50, sum=100.0, sum_squares=200.0, pre_sum=100.0, pre_sum_squares=200.0, pre_post_sum_products=200.0
+    )
+    data[3]["control"].update(den_sum=0.0, den_sum_squares=0.0, sum_products=0.0)
     return example
 
 
@@ -134,8 +136,60 @@ def test_numbers_out_of_range_are_an_error_row_not_a_crash(example: dict[str, An
     huge = {"n": 2, "sum": 1.0, "sum_squares": 1.7e308}
     example["metrics"][1]["data"] = {"control": huge, "treatment": huge}
     row = analyze_dict(example)["comparisons"][1]
-    assert row["error"] == "numbers out of range: result not finite"
+    assert row["error"] == "numbers out of range: the interval is not finite"
     json.dumps(row, allow_nan=False)
+
+
+IMPOSSIBLE_SUMS = [
+    (1, "control", {"sum_squares": 80000.0}, "sum_squares is smaller than sum^2/n (negative variance)"),
+    (2, "treatment", {"pre_sum_squares": 1000.0}, "pre_sum_squares is smaller than pre_sum^2/n (negative variance)"),
+    (
+        2,
+        "control",
+        {"pre_post_sum_products": 1e7},
+        "pre_post_sum_products is impossible with these sums (correlation beyond -1 or 1)",
+    ),
+    (3, "treatment", {"den_sum_squares": 100.0}, "den_sum_squares is smaller than den_sum^2/n (negative variance)"),
+    (3, "control", {"sum_products": -1e6}, "sum_products is impossible with these sums (correlation beyond -1 or 1)"),
+    (1, "treatment", {"sum": 1e160}, "sum is too large: sum^2/n overflows"),
+    (2, "control", {"pre_sum": -1e160}, "pre_sum is too large: pre_sum^2/n overflows"),
+]
+
+
+@pytest.mark.parametrize(
+    ("metric", "variant", "edit", "what"), IMPOSSIBLE_SUMS, ids=[c[3][:40] for c in IMPOSSIBLE_SUMS]
+)
+@pytest.mark.parametrize("interval", ["gbstats", "log"])
+def test_impossible_sums_are_an_error_row_naming_the_arm_and_the_quantity(
+    example: dict[str, Any], metric: int, variant: str, edit: dict[str, float], what: str, interval: str
+) -> None:
+    example["metrics"][metric]["data"][variant].update(edit)
+    example |= {"correction": "holm", "relative_interval": interval}
+    rows = analyze_dict(example)["comparisons"]
+    assert rows[metric]["error"] == f"metrics[{metric}].data.{variant}: {what}"
+    assert [rows[metric][name] for name in REPORTED_FIELDS[2:-1]] == [None] * 8
+    assert all(row["error"] is None for index, row in enumerate(rows) if index != metric)
+
+
+def test_cuped_with_a_negative_pre_period_variance_is_an_error_row_not_the_plain_test(
+    example: dict[str, Any],
+) -> None:
+    """Issue 24: pre_sum_squares < pre_sum^2/n made theta 0, silently the plain test."""
+    example["metrics"][2]["data"]["control"]["pre_sum_squares"] = 70000.0
+    row = analyze_dict(example)["comparisons"][2]
+    assert row["error"] == "metrics[2].data.control: pre_sum_squares is smaller than pre_sum^2/n (negative variance)"
+
+
+@pytest.mark.parametrize(("shortfall", "error"), [
+    (1e-12, "zero variance in control"),
+    (1e-6, "metrics[1].data.control: sum_squares is smaller than sum^2/n (negative variance)"),
+])  # fmt: skip
+def test_a_second_moment_below_zero_by_rounding_is_zero_variance_beyond_it_impossible(
+    example: dict[str, Any], shortfall: float, error: str
+) -> None:
+    square = 27000.0**2 / 9000
+    example["metrics"][1]["data"]["control"]["sum_squares"] = square * (1 - shortfall)
+    assert analyze_dict(example)["comparisons"][1]["error"] == error
 
 
 @pytest.mark.parametrize(("correction", "method"), [("holm", "holm"), ("bh", "fdr_bh")])
@@ -192,6 +246,7 @@ def requests(draw: st.DrawFn) -> dict[str, Any]:
     return {
         "engine": draw(st.sampled_from(["frequentist", "sequential", "bayesian"])),
         "difference": draw(st.sampled_from(["relative", "absolute"])),
+        "relative_interval": draw(st.sampled_from(["gbstats", "log"])),
         "correction": draw(st.sampled_from(["none", "holm", "bh"])),
         "alpha": draw(st.floats(min_value=1e-6, max_value=0.5)),
         "variants": {name: {"units": draw(counts)} for name in arms},

@@ -2,8 +2,8 @@
 
 Tolerance: every number within a relative 1e-6, or an absolute 1e-12 for numbers near 0 (gbstats
 computes p-values as 1 - cdf, which loses the digits of p-values below about 1e-4). Rows where
-analysis.md and gbstats differ (`spec_differs`, see tools/gbstats/generate_fixtures.py) are checked against
-an independent scipy computation of analysis.md's conventions instead.
+docs/statistics.md and gbstats differ (`spec_differs`, see tools/gbstats/generate_fixtures.py) are checked against
+an independent scipy computation of docs/statistics.md's conventions instead.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def arm(values: np.ndarray) -> dict[str, float]:
 
 
 def scipy_reference(request: dict[str, Any], metric_name: str, variant: str) -> dict[str, Any]:
-    """Returns analysis.md's numbers for one comparison, written out from its conventions with scipy."""
+    """Returns docs/statistics.md's numbers for one comparison, written out from its conventions with scipy."""
     metric = next(m for m in request["metrics"] if m["name"] == metric_name)
     control_name = request.get("control", next(iter(request["variants"])))
     alpha = request.get("alpha", 0.05)

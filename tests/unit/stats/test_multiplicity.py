@@ -36,3 +36,11 @@ def test_no_correction_and_an_empty_family_leave_p_values_as_they_are() -> None:
     assert adjust(p, "none") is p
     assert adjust(np.array([]), "holm").size == 0
     assert adjust(np.array([]), "bh").size == 0
+
+
+@pytest.mark.parametrize(("correction", "method"), [("holm", "holm"), ("bh", "fdr_bh")])
+def test_each_row_of_a_2d_array_is_a_family_of_its_own(correction: str, method: str) -> None:
+    p = np.random.default_rng(7).uniform(0, 0.1, size=(6, 10))
+    adjusted = adjust(p, correction)  # type: ignore[arg-type]
+    for row, family in zip(adjusted, p, strict=True):
+        np.testing.assert_allclose(row, statsmodels_adjusted(family, method), rtol=1e-12)

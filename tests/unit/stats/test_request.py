@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from experiments.stats import RequestError, parse_request
+from experiments.stats.checks import load_json
 from experiments.stats.statistics import (
     CupedStatistic,
     ProportionStatistic,
@@ -34,7 +35,11 @@ def edited(request: dict[str, Any], path: tuple[str | int, ...], value: object) 
 
 
 BAD_FIELDS = [
-    (("metrics", 1, "data", "treatment", "n"), -1, "metrics[1].data.treatment.n: must be >= 0 (got -1)"),
+    (
+        ("metrics", 1, "data", "treatment", "n"),
+        -1,
+        "metrics[1].data.treatment.n: must be >= 0 and <= 9007199254740991 (got -1)",
+    ),
     (
         ("metrics", 0, "data", "treatment", "n"),
         10.5,
@@ -126,7 +131,7 @@ BAD_FIELDS = [
     (("variants",), DELETE, "variants: required"),
     (("variants",), [], "variants: must be a JSON object (got [])"),
     (("variants", "treatment"), DELETE, "variants: must name at least 2 variants (got 1)"),
-    (("variants", "treatment", "units"), -5, "variants.treatment.units: must be >= 0 (got -5)"),
+    (("variants", "treatment", "units"), -5, "variants.treatment.units: must be >= 0 and <= 9007199254740991 (got -5)"),
     (("variants", "treatment", "units"), DELETE, "variants.treatment.units: required"),
     (("variants", "treatment", "weight"), 0, "variants.treatment.weight: must be > 0 (got 0)"),
     (("variants", "treatment", "weight"), DELETE, "variants.treatment.weight: required, as variants.control"),
@@ -229,3 +234,70 @@ def _paths(node: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | in
         found.append((*prefix, key))
         found.extend(_paths(child, (*prefix, key)))
     return found
+
+
+HUGE = 10**400
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        (("metrics", 1, "data", "control", "sum"), "metrics[1].data.control.sum: must be a finite number"),
+        (("metrics", 0, "data", "treatment", "n"), "metrics[0].data.treatment.n: must be a finite number"),
+        (("metrics", 3, "data", "treatment", "sum_products"), "metrics[3].data.treatment.sum_products: must be a"),
+        (("variants", "treatment", "units"), "variants.treatment.units: must be a finite number"),
+        (("alpha",), "alpha: must be a finite number"),
+        (("sequential_tuning",), "sequential_tuning: must be a finite number"),
+    ],
+)
+@pytest.mark.parametrize("sign", [1, -1])
+def test_an_integer_beyond_a_double_names_its_field(
+    example: dict[str, Any], path: tuple[str | int, ...], expected: str, sign: int
+) -> None:
+    """Issue 24: an integer of 10^400 raised OverflowError (exit 1)."""
+    with pytest.raises(RequestError) as raised:
+        parse_request(edited(example, path, sign * HUGE))
+    assert str(raised.value).startswith(expected)
+    assert str(raised.value).endswith("(got an integer of 401 digits)")
+
+
+def test_the_first_bad_number_in_request_order_is_named_even_beside_an_oversized_integer(
+    example: dict[str, Any],
+) -> None:
+    example["metrics"][1]["data"]["control"]["n"] = -4
+    example["metrics"][1]["data"]["treatment"]["sum"] = HUGE
+    with pytest.raises(RequestError, match=r"^metrics\[1\]\.data\.control\.n: must be >= 0"):
+        parse_request(example)
+
+
+def test_an_integer_too_long_for_python_to_read_is_named_too(example: dict[str, Any]) -> None:
+    text = json.dumps(example).replace('"sum": 27000.0', '"sum": 1' + "0" * 5000, 1)
+    with pytest.raises(ValueError, match="Exceeds the limit"):
+        json.loads(text)
+    with pytest.raises(RequestError) as raised:
+        parse_request(load_json(text))
+    assert str(raised.value) == "metrics[1].data.control.sum: must be a finite number (got an integer of 5001 digits)"
+
+
+def test_load_json_reads_ordinary_json_as_json_does(example: dict[str, Any]) -> None:
+    text = json.dumps(example)
+    assert load_json(text) == json.loads(text)
+    with pytest.raises(json.JSONDecodeError):
+        load_json(text[:-1])
+
+
+@pytest.mark.parametrize("path", [("metrics", 0, "data", "control", "n"), ("variants", "control", "units")])
+def test_a_count_beyond_what_a_double_holds_exactly_is_refused(example: dict[str, Any], path: tuple[str, ...]) -> None:
+    edited(example, path, 2**53)
+    with pytest.raises(RequestError, match=r"must be >= 0 and <= 9007199254740991 \(got 9007199254740992\)"):
+        parse_request(example)
+    edited(example, path, 2**53 - 1)
+    edited(example, ("metrics", 0, "data", "control", "sum"), 0)
+    parse_request(example)
+
+
+def test_the_relative_interval_is_gbstats_unless_the_request_says_log(example: dict[str, Any]) -> None:
+    assert parse_request(example).relative_interval == "gbstats"
+    assert parse_request(example | {"relative_interval": "log"}).relative_interval == "log"
+    with pytest.raises(RequestError, match=r'^relative_interval: must be one of gbstats, log \(got "fieller"\)$'):
+        parse_request(example | {"relative_interval": "fieller"})

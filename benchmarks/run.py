@@ -15,6 +15,7 @@ import os
 import platform
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,13 +25,8 @@ BENCHES = ("bench_stats", "bench_pipeline", "bench_ingest", "bench_sdk", "bench_
 DOC = ROOT / "docs" / "benchmarks.md"
 
 
-def main() -> int:
-    OUT.mkdir(exist_ok=True)
-    failed = []
-    for name in BENCHES:
-        print(f"\n=== {name} ===", flush=True)
-        if subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT) != 0:
-            failed.append(name)
+def write_doc() -> None:
+    """Writes docs/benchmarks.md from the JSON of the benchmarks in bench-output/."""
     lines = [
         "# Benchmarks",
         "",
@@ -46,9 +42,20 @@ def main() -> int:
         if path.exists():
             doc = (importlib.import_module(f"benchmarks.{name}").__doc__ or "").strip()
             figures = json.dumps(json.loads(path.read_text()), indent=2)
-            lines += [f"## {name}", "", doc, "", "```json", figures, "```", ""]
+            when = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+            lines += [f"## {name}", "", f"Measured {when}.", "", doc, "", "```json", figures, "```", ""]
     DOC.write_text("\n".join(lines))
-    print(f"\nfigures: {DOC.relative_to(ROOT)}")
+    print(f"figures: {DOC.relative_to(ROOT)}")
+
+
+def main() -> int:
+    OUT.mkdir(exist_ok=True)
+    failed = []
+    for name in BENCHES:
+        print(f"\n=== {name} ===", flush=True)
+        if subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT) != 0:
+            failed.append(name)
+    write_doc()
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
         return 1

@@ -1,6 +1,6 @@
 """Which variant a participant gets: deterministic hashing that any SDK, in any language, reproduces.
 
-The rule (`shared/specs/interfaces.md`, "Assignment"; `docs/pilot-spec.md` for SDK authors):
+The rule (`docs/pilot-spec.md`, "Assignment"):
 
 - A participant's bucket in an experiment is the first 8 bytes, big-endian, of
   SHA-256 of the UTF-8 bytes of `"<experiment key>:<salt>:<participant id>"`, divided by 2^64.

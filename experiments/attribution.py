@@ -6,7 +6,7 @@ each participant's small event log, and when it changes, adds `new - old` contri
 per-partition aggregates (sum += x' - x, sum_squares += x'^2 - x^2): exact, whatever the order,
 redelivery (event ids are deduplicated) or crash (aggregates are rebuilt from the logs).
 
-Semantics (interfaces.md, "Metric semantics"):
+Semantics (docs/events.md and docs/statistics.md, "Metric semantics"):
 - Consent: an event counts only when, at its event time, the participant's latest consent event
   (any scope) granted consent, unless the pilot's consent mode is `collected_by_service`. On equal
   times a withdrawal wins.

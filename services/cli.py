@@ -1,4 +1,4 @@
-"""The `rhizome` command line (contract: shared/specs/interfaces.md, "Command line").
+"""The `rhizome` command line (its contract: docs/operations.md and `rhizome --help`).
 
 Exit codes: 0 success, 2 bad input (one line naming the field), 1 anything else.
 """

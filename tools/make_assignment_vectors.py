@@ -1,7 +1,7 @@
 """Writes experiments/data/assignment_vectors.json: the published test vectors of assignment.
 
 Run `python tools/make_assignment_vectors.py`; the output is the same on every run. The rule is
-implemented here a second time, from its text in shared/specs/interfaces.md and docs/pilot-spec.md,
+implemented here a second time, from its text in docs/pilot-spec.md,
 without importing `experiments.assignment`, so the vectors check that module rather than echo it.
 """
 

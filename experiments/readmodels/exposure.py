@@ -67,7 +67,7 @@ def last_updates(store: Store) -> dict[str, datetime]:
 
 
 class ReportedComparison(NamedTuple):
-    """One row of the engine's `analysis.comparisons`, as a typed record (fields of analysis.md)."""
+    """One row of the engine's `analysis.comparisons`, as a typed record (fields of docs/statistics.md)."""
 
     metric: str
     variant: str

@@ -1,5 +1,5 @@
 """The Python client for pilot services: local assignment, and usage, feedback and consent events sent
-in the background (contract: shared/specs/interfaces.md; guide: docs/sdk.md)."""
+in the background (contract: docs/events.md; guide: docs/sdk.md)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from streams.events import (
 
 log = logging.getLogger("rhizome.sdk")
 
-#: `POST /v1/events` answers 413 over 1 MB (shared/specs/interfaces.md).
+#: `POST /v1/events` answers 413 over 1 MB (docs/events.md).
 MAX_REQUEST_BYTES = 1_000_000
 #: Stands for the pilot while its key is unknown (no registry copy yet); the sender stamps the real one.
 PILOT_PENDING = "pilot-pending"

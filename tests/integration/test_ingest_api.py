@@ -1,4 +1,4 @@
-"""The HTTP ingest contract (interfaces.md) against the real broker."""
+"""The HTTP ingest contract (docs/events.md) against the real broker."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Assignment: the hashing rule of interfaces.md, its published vectors, holdout and layers."""
+"""Assignment: the hashing rule of docs/pilot-spec.md, its published vectors, holdout and layers."""
 
 from __future__ import annotations
 

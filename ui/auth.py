@@ -1,21 +1,41 @@
-"""Signing in to the console, and what each role may do.
+"""Signing in to the console, the session a browser keeps, and what each role may do.
 
 - lab: everything but recording decisions (pilots, experiments, API keys);
 - board: read everything and record decisions;
 - admin: everything, console accounts included.
 
-The account lives in the Streamlit session; no page but the sign-in page is registered with
-`st.navigation` until someone signs in, and every page checks the permission it needs again.
+The account lives in the Streamlit session, checked against the store on every run (a session of an
+account signed out elsewhere, disabled or given a new password ends at its next run). No page but the
+sign-in page is registered with `st.navigation` until someone signs in, and every page checks the
+permission it needs again. Signing in is throttled per account name and per client address
+(`experiments.accounts.sign_in`).
+
+A reload opens a new Streamlit session, so the browser keeps the session in an HttpOnly cookie, which
+Streamlit's WebSocket handshake carries (`st.context.cookies`). Streamlit cannot set a response header
+from a script; after signing in, the page hands a one-minute signed token to a route of the console's
+server (`session_routes`, mounted by `ui/server.py`), which answers with the cookie. Signing out ends the
+account's session generation in the store, so the cookie is refused even if the browser kept it, and
+asks the same route to clear it.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from datetime import datetime, timedelta
 from typing import Literal
 
 import streamlit as st
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from experiments.accounts import Account, authenticate, has_users
+from experiments import accounts
+from experiments.accounts import Account, SignInOutcome
 from experiments.console_setup import FIRST_ACCOUNT_HELP
+from experiments.settings import load_settings
+from experiments.store import now
 from ui import data
 
 Permission = Literal["read", "decide", "manage", "accounts"]
@@ -26,10 +46,55 @@ PERMISSIONS: dict[Permission, frozenset[str]] = {
     "accounts": frozenset({"admin"}),
 }
 ACCOUNT_KEY = "account"
+SESSION_COOKIE = "rhizome_session"
+#: The server route that sets (POST, with a hand-off token) and clears (DELETE) the session cookie.
+SESSION_ROUTE = "_rhizome/session"
+#: A header every call of the route must carry: a page of another site cannot send it without the
+#: browser asking the console first (CORS), which the console never allows.
+CALLER_HEADER = "X-Rhizome-Console"
+WRONG = "Unknown name or wrong password."
+ENDED = "Your session has ended: sign in again."
+#: Session keys: whether this session read its handshake's cookie (it never changes within a session), the
+#: call the browser must make of the route at the next run, and the notice the sign-in page shows once.
+_COOKIE_READ = "session_cookie_read"
+_COOKIE_CALL = "session_cookie_call"
+_NOTICE = "sign_in_notice"
+
+
+def _secret() -> str:
+    secret = load_settings().ensure_secret().secret
+    assert secret is not None, "ensure_secret returns settings carrying the secret"
+    return secret
 
 
 def current_account() -> Account | None:
-    """Returns the signed-in account of this browser session, None before signing in."""
+    """Returns the signed-in account of this browser session, checked against the store, or the account
+    of the session cookie the browser sent; None before signing in."""
+    db = data.store()
+    held = st.session_state.get(ACCOUNT_KEY)
+    if isinstance(held, Account):
+        account = accounts.session_account(db, held.username, held.session)
+        if account is None:
+            _forget_session(ENDED)
+        elif account != held:
+            st.session_state[ACCOUNT_KEY] = account
+        return account
+    if st.session_state.get(_COOKIE_READ):
+        return None
+    st.session_state[_COOKIE_READ] = True
+    token = st.context.cookies.get(SESSION_COOKIE)
+    if not isinstance(token, str) or not token:
+        return None
+    account = accounts.token_account(db, _secret(), token, now())
+    if account is None:
+        _forget_session(ENDED)
+        return None
+    st.session_state[ACCOUNT_KEY] = account
+    return account
+
+
+def signed_in() -> Account | None:
+    """Returns the account the console checked at the start of this run, None before signing in."""
     account = st.session_state.get(ACCOUNT_KEY)
     return account if isinstance(account, Account) else None
 
@@ -42,7 +107,7 @@ def allowed(account: Account | None, permission: Permission) -> bool:
 def require(permission: Permission = "read") -> Account:
     """Returns the signed-in account when its role grants the permission; otherwise says why and stops
     the page."""
-    account = current_account()
+    account = signed_in()
     if account is None:
         st.warning("Sign in to use the console.")
         st.stop()
@@ -52,27 +117,140 @@ def require(permission: Permission = "read") -> Account:
     return account
 
 
+def _in(wait: timedelta) -> str:
+    seconds = max(1, math.ceil(wait.total_seconds()))
+    return f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+
+
+def _client_address() -> str | None:
+    """Returns the address of the browser's connection, None when local or unknown (Streamlit gives none
+    for a loopback connection, and a test's client has none)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) else None
+
+
+def refusal(outcome: SignInOutcome, at: datetime) -> str:
+    """Returns what the sign-in page says of a refused attempt: the same words whether or not the account
+    exists, and when to try again if a wait applies."""
+    if outcome.retry_at is None:
+        return WRONG
+    wait = f"Too many failed sign-ins: try again at {outcome.retry_at:%H:%M:%S} UTC (in {_in(outcome.retry_at - at)})."
+    return wait if outcome.throttled else f"{WRONG} {wait}"
+
+
 def sign_in_page() -> None:
     """Draws the sign-in form (or, on a store without accounts, how to create the first one)."""
     st.title("Rhizome console")
     db = data.store()
-    if not has_users(db):
+    if not accounts.has_users(db):
         st.info(FIRST_ACCOUNT_HELP)
         return
+    notice = st.session_state.pop(_NOTICE, None)
+    if notice:
+        st.info(notice)
     with st.form("sign-in"):
-        username = st.text_input("Name", key="sign_in_name")
-        password = st.text_input("Password", type="password", key="sign_in_password")
+        username = st.text_input("Name", key="sign_in_name", max_chars=accounts.MAX_USERNAME)
+        password = st.text_input("Password", type="password", key="sign_in_password", max_chars=accounts.MAX_PASSWORD)
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
-        account = authenticate(db, username.strip(), password)
-        if account is None:
-            st.error("Unknown name or wrong password.")
+        at = now()
+        outcome = accounts.sign_in(db, username.strip(), password, _client_address(), at)
+        if outcome.account is None:
+            st.error(refusal(outcome, at))
             return
-        st.session_state[ACCOUNT_KEY] = account
+        st.session_state[ACCOUNT_KEY] = outcome.account
+        st.session_state[_COOKIE_CALL] = ("POST", accounts.session_token(_secret(), outcome.account, at, "handoff"))
         st.rerun()
 
 
 def sign_out() -> None:
-    """Forgets the session's account and everything the session selected."""
+    """Ends the account's sessions (in the store, so that no cookie of theirs opens the console again),
+    forgets everything this session selected, and has the browser's cookie cleared."""
+    account = signed_in()
+    if account is not None:
+        accounts.end_sessions(data.store(), account.username)
+    _forget_session(None)
+
+
+def _forget_session(notice: str | None) -> None:
     for key in list(st.session_state):
         del st.session_state[key]
+    st.session_state[_COOKIE_READ] = True
+    st.session_state[_COOKIE_CALL] = ("DELETE", None)
+    if notice:
+        st.session_state[_NOTICE] = notice
+
+
+def _route_path() -> str:
+    """Returns the path of the session route under the server's base URL path."""
+    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
+    return f"/{base}/{SESSION_ROUTE}" if base else f"/{SESSION_ROUTE}"
+
+
+def sync_cookie() -> None:
+    """Has the browser call the session route once, if signing in or out asked for it: to exchange the
+    hand-off token for the session cookie, or to clear the cookie."""
+    call = st.session_state.pop(_COOKIE_CALL, None)
+    if call is None:
+        return
+    method, token = call
+    options = {"method": method, "credentials": "same-origin", "headers": {CALLER_HEADER: "1"}}
+    if token is not None:
+        options["body"] = token
+    st.html(
+        f"<script>fetch({json.dumps(_route_path())}, {json.dumps(options)})</script>",
+        width="content",
+        unsafe_allow_javascript=True,
+    )
+
+
+# --- the server's side ---------------------------------------------------------------------------
+
+
+def _refuse(status: int, error: str) -> JSONResponse:
+    return JSONResponse({"error": error}, status_code=status)
+
+
+async def _open_session(request: Request) -> Response:
+    """Answers a hand-off token with the session cookie of its account."""
+    if request.headers.get(CALLER_HEADER) != "1":
+        return _refuse(403, f"header {CALLER_HEADER}: missing, the console's pages send it")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > accounts.MAX_TOKEN:
+            return _refuse(413, f"body: over {accounts.MAX_TOKEN} bytes, a hand-off token is shorter")
+    at = now()
+    account = await run_in_threadpool(
+        accounts.token_account, data.store(), _secret(), body.decode("utf-8", "replace"), at, "handoff"
+    )
+    if account is None:
+        return _refuse(403, "body: not a hand-off token of this console, or expired, or its session ended")
+    response = Response(status_code=204)
+    response.set_cookie(
+        SESSION_COOKIE,
+        accounts.session_token(_secret(), account, at),
+        max_age=int(accounts.TOKEN_LIFETIME["session"].total_seconds()),
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return response
+
+
+async def _end_session(request: Request) -> Response:
+    """Clears the session cookie (the session itself was ended in the store by signing out)."""
+    if request.headers.get(CALLER_HEADER) != "1":
+        return _refuse(403, f"header {CALLER_HEADER}: missing, the console's pages send it")
+    response = Response(status_code=204)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
+    )
+    return response
+
+
+def session_routes() -> list[BaseRoute]:
+    """Returns the routes of the console's server that set and clear the session cookie."""
+    path = _route_path()
+    return [Route(path, _open_session, methods=["POST"]), Route(path, _end_session, methods=["DELETE"])]

@@ -405,6 +405,8 @@ def test_signing_out_a_new_password_or_disabling_ends_every_session_before(peopl
     assert accounts.token_account(people, SECRET, third, T0) == Account("lab-user", "admin", 2)
     set_user_disabled(people, "lab-user", True)
     assert accounts.token_account(people, SECRET, third, T0) is None
+    set_user_disabled(people, "lab-user", False)
+    assert accounts.token_account(people, SECRET, third, T0) is None
 
 
 def test_signing_in_hands_a_one_minute_token_to_the_browser_once(writable_console: str, clock: Clock) -> None:

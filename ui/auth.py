@@ -13,9 +13,8 @@ permission it needs again. Signing in is throttled per account name and per clie
 A reload opens a new Streamlit session, so the browser keeps the session in an HttpOnly cookie, which
 Streamlit's WebSocket handshake carries (`st.context.cookies`). Streamlit cannot set a response header
 from a script; after signing in, the page hands a one-minute signed token to a route of the console's
-server (`session_routes`, mounted by `ui/server.py`), which answers with the cookie. Signing out ends the
-account's session generation in the store, so the cookie is refused even if the browser kept it, and
-asks the same route to clear it.
+server (`ui.session`), which answers with the cookie. Signing out ends the account's session generation
+in the store, so the cookie is refused even if the browser kept it, and asks the same route to clear it.
 """
 
 from __future__ import annotations
@@ -26,17 +25,13 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 import streamlit as st
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
 
 from experiments import accounts
 from experiments.accounts import Account, SignInOutcome
 from experiments.console_setup import FIRST_ACCOUNT_HELP
-from experiments.settings import load_settings
 from experiments.store import now
-from ui import data
+from ui import data, session
+from ui.session import ACCOUNT_KEY
 
 Permission = Literal["read", "decide", "manage", "accounts"]
 PERMISSIONS: dict[Permission, frozenset[str]] = {
@@ -45,13 +40,6 @@ PERMISSIONS: dict[Permission, frozenset[str]] = {
     "manage": frozenset({"lab", "admin"}),
     "accounts": frozenset({"admin"}),
 }
-ACCOUNT_KEY = "account"
-SESSION_COOKIE = "rhizome_session"
-#: The server route that sets (POST, with a hand-off token) and clears (DELETE) the session cookie.
-SESSION_ROUTE = "_rhizome/session"
-#: A header every call of the route must carry: a page of another site cannot send it without the
-#: browser asking the console first (CORS), which the console never allows.
-CALLER_HEADER = "X-Rhizome-Console"
 WRONG = "Unknown name or wrong password."
 ENDED = "Your session has ended: sign in again."
 #: Session keys: whether this session read its handshake's cookie (it never changes within a session), the
@@ -59,12 +47,6 @@ ENDED = "Your session has ended: sign in again."
 _COOKIE_READ = "session_cookie_read"
 _COOKIE_CALL = "session_cookie_call"
 _NOTICE = "sign_in_notice"
-
-
-def _secret() -> str:
-    secret = load_settings().ensure_secret().secret
-    assert secret is not None, "ensure_secret returns settings carrying the secret"
-    return secret
 
 
 def current_account() -> Account | None:
@@ -82,10 +64,10 @@ def current_account() -> Account | None:
     if st.session_state.get(_COOKIE_READ):
         return None
     st.session_state[_COOKIE_READ] = True
-    token = st.context.cookies.get(SESSION_COOKIE)
+    token = st.context.cookies.get(session.SESSION_COOKIE)
     if not isinstance(token, str) or not token:
         return None
-    account = accounts.token_account(db, _secret(), token, now())
+    account = accounts.token_account(db, session.secret(), token, now())
     if account is None:
         _forget_session(ENDED)
         return None
@@ -159,7 +141,10 @@ def sign_in_page() -> None:
             st.error(refusal(outcome, at))
             return
         st.session_state[ACCOUNT_KEY] = outcome.account
-        st.session_state[_COOKIE_CALL] = ("POST", accounts.session_token(_secret(), outcome.account, at, "handoff"))
+        st.session_state[_COOKIE_CALL] = (
+            "POST",
+            accounts.session_token(session.secret(), outcome.account, at, "handoff"),
+        )
         st.rerun()
 
 
@@ -181,12 +166,6 @@ def _forget_session(notice: str | None) -> None:
         st.session_state[_NOTICE] = notice
 
 
-def _route_path() -> str:
-    """Returns the path of the session route under the server's base URL path."""
-    base = str(st.get_option("server.baseUrlPath") or "").strip("/")
-    return f"/{base}/{SESSION_ROUTE}" if base else f"/{SESSION_ROUTE}"
-
-
 def sync_cookie() -> None:
     """Has the browser call the session route once, if signing in or out asked for it: to exchange the
     hand-off token for the session cookie, or to clear the cookie."""
@@ -194,63 +173,11 @@ def sync_cookie() -> None:
     if call is None:
         return
     method, token = call
-    options = {"method": method, "credentials": "same-origin", "headers": {CALLER_HEADER: "1"}}
+    options = {"method": method, "credentials": "same-origin", "headers": {session.CALLER_HEADER: "1"}}
     if token is not None:
         options["body"] = token
     st.html(
-        f"<script>fetch({json.dumps(_route_path())}, {json.dumps(options)})</script>",
+        f"<script>fetch({json.dumps(session.route_path())}, {json.dumps(options)})</script>",
         width="content",
         unsafe_allow_javascript=True,
     )
-
-
-# --- the server's side ---------------------------------------------------------------------------
-
-
-def _refuse(status: int, error: str) -> JSONResponse:
-    return JSONResponse({"error": error}, status_code=status)
-
-
-async def _open_session(request: Request) -> Response:
-    """Answers a hand-off token with the session cookie of its account."""
-    if request.headers.get(CALLER_HEADER) != "1":
-        return _refuse(403, f"header {CALLER_HEADER}: missing, the console's pages send it")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > accounts.MAX_TOKEN:
-            return _refuse(413, f"body: over {accounts.MAX_TOKEN} bytes, a hand-off token is shorter")
-    at = now()
-    account = await run_in_threadpool(
-        accounts.token_account, data.store(), _secret(), body.decode("utf-8", "replace"), at, "handoff"
-    )
-    if account is None:
-        return _refuse(403, "body: not a hand-off token of this console, or expired, or its session ended")
-    response = Response(status_code=204)
-    response.set_cookie(
-        SESSION_COOKIE,
-        accounts.session_token(_secret(), account, at),
-        max_age=int(accounts.TOKEN_LIFETIME["session"].total_seconds()),
-        path="/",
-        secure=request.url.scheme == "https",
-        httponly=True,
-        samesite="strict",
-    )
-    return response
-
-
-async def _end_session(request: Request) -> Response:
-    """Clears the session cookie (the session itself was ended in the store by signing out)."""
-    if request.headers.get(CALLER_HEADER) != "1":
-        return _refuse(403, f"header {CALLER_HEADER}: missing, the console's pages send it")
-    response = Response(status_code=204)
-    response.delete_cookie(
-        SESSION_COOKIE, path="/", secure=request.url.scheme == "https", httponly=True, samesite="strict"
-    )
-    return response
-
-
-def session_routes() -> list[BaseRoute]:
-    """Returns the routes of the console's server that set and clear the session cookie."""
-    path = _route_path()
-    return [Route(path, _open_session, methods=["POST"]), Route(path, _end_session, methods=["DELETE"])]

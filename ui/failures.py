@@ -9,7 +9,8 @@ import secrets
 
 import streamlit as st
 
-from ui.auth import signed_in
+from experiments.accounts import Account
+from ui.session import ACCOUNT_KEY
 
 log = logging.getLogger("rhizome.console")
 
@@ -22,11 +23,11 @@ MESSAGE = (
 def report(exc: BaseException) -> str:
     """Returns the id under which the failure was logged, once the page says it failed with that id."""
     error_id = secrets.token_hex(6)
-    account = signed_in()
+    account = st.session_state.get(ACCOUNT_KEY)
     log.error(
         "console error %s (account %r): %s",
         error_id,
-        account.username if account else None,
+        account.username if isinstance(account, Account) else None,
         type(exc).__name__,
         exc_info=exc,
     )

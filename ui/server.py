@@ -1,5 +1,5 @@
 """The console's web server: Streamlit's own, plus the routes that set and clear the session cookie
-(`ui.auth.session_routes`) and the console's handling of a failing script (`ui.failures`).
+(`ui.session`) and the console's handling of a failing script (`ui.failures`).
 
 `rhizome console` runs `streamlit run ui/server.py`, which finds `app` below and serves `ui/app.py`.
 """
@@ -11,7 +11,7 @@ import logging
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 
-from ui import auth, failures
+from ui import failures, session
 
 # The console's own log lines (sign-ins, refusals, page failures with their id) go to standard error
 # beside Streamlit's, with the time.
@@ -26,4 +26,4 @@ _console_log.setLevel(logging.INFO)
 # first session after a start would answer a link to a page with "Page not found".
 PagesManager.uses_pages_directory = False
 
-app = st.App("app.py", routes=auth.session_routes(), on_script_error=failures.on_script_error)
+app = st.App("app.py", routes=session.routes(), on_script_error=failures.on_script_error)

@@ -30,7 +30,7 @@ from experiments.console_setup import set_user_disabled
 from experiments.store import Store
 from services.cli import main as rhizome
 from tests.unit.ui.conftest import APP, PAGES, PASSWORD, TIMEOUT, signed_in
-from ui import auth
+from ui import auth, session
 
 SECRET = "unit-test-secret-not-for-production"
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -458,7 +458,7 @@ def test_a_role_changed_while_signed_in_applies_at_the_next_run(writable_console
 
 @pytest.fixture
 def route(writable_console: str) -> Iterator[TestClient]:
-    with TestClient(Starlette(routes=auth.session_routes()), base_url="https://console.test") as client:
+    with TestClient(Starlette(routes=session.routes()), base_url="https://console.test") as client:
         yield client
 
 
@@ -467,10 +467,10 @@ def test_the_route_answers_a_hand_off_token_with_an_httponly_strict_cookie(
 ) -> None:
     now = datetime.now(UTC)
     handoff = accounts.session_token(SECRET, Account("lab-user", "lab", 0), now, "handoff")
-    answer = route.post("/_rhizome/session", content=handoff, headers={auth.CALLER_HEADER: "1"})
+    answer = route.post("/_rhizome/session", content=handoff, headers={session.CALLER_HEADER: "1"})
     assert answer.status_code == 204
     cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f"{auth.SESSION_COOKIE}=")
+    assert cookie.startswith(f"{session.SESSION_COOKIE}=")
     assert {"HttpOnly", "Max-Age=43200", "Path=/", "SameSite=strict", "Secure"} <= {
         part.strip() for part in cookie.split(";")
     }
@@ -482,9 +482,9 @@ def test_the_route_answers_a_hand_off_token_with_an_httponly_strict_cookie(
     ("body", "headers", "status", "error"),
     [
         ("handoff", {}, 403, "header X-Rhizome-Console: missing"),
-        ("session", {auth.CALLER_HEADER: "1"}, 403, "body: not a hand-off token of this console"),
-        ("stale", {auth.CALLER_HEADER: "1"}, 403, "body: not a hand-off token of this console"),
-        ("x" * 5000, {auth.CALLER_HEADER: "1"}, 413, "body: over 512 bytes"),
+        ("session", {session.CALLER_HEADER: "1"}, 403, "body: not a hand-off token of this console"),
+        ("stale", {session.CALLER_HEADER: "1"}, 403, "body: not a hand-off token of this console"),
+        ("x" * 5000, {session.CALLER_HEADER: "1"}, 413, "body: over 512 bytes"),
     ],
 )
 def test_the_route_refuses_anything_but_a_fresh_hand_off_token_saying_why(
@@ -505,10 +505,10 @@ def test_the_route_refuses_anything_but_a_fresh_hand_off_token_saying_why(
 
 def test_the_route_clears_the_cookie(route: TestClient) -> None:
     assert route.delete("/_rhizome/session").status_code == 403
-    answer = route.delete("/_rhizome/session", headers={auth.CALLER_HEADER: "1"})
+    answer = route.delete("/_rhizome/session", headers={session.CALLER_HEADER: "1"})
     assert answer.status_code == 204
     cookie = answer.headers["set-cookie"]
-    assert cookie.startswith(f'{auth.SESSION_COOKIE}=""') and "Max-Age=0" in cookie and "HttpOnly" in cookie
+    assert cookie.startswith(f'{session.SESSION_COOKIE}=""') and "Max-Age=0" in cookie and "HttpOnly" in cookie
 
 
 # --- a failing page ------------------------------------------------------------------------------------------

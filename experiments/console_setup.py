@@ -55,7 +55,8 @@ def console_users(store: Store) -> tuple[ConsoleUser, ...]:
 
 
 def set_user_disabled(store: Store, username: str, disabled: bool) -> bool:
-    """Returns the account's new state (True: disabled); a disabled account cannot sign in.
+    """Returns the account's new state (True: disabled); a disabled account cannot sign in, and its
+    sessions end for good (enabling it again does not bring them back).
 
     Raises StoreError when there is no such account.
     """
@@ -63,5 +64,7 @@ def set_user_disabled(store: Store, username: str, disabled: bool) -> bool:
         row = s.get(m.User, username)
         if row is None:
             raise StoreError(f"username == {username!r}, no such account")
+        if disabled and not row.disabled:
+            row.session_version += 1
         row.disabled = disabled
         return disabled

@@ -281,6 +281,25 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime]
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The generation of the account's console sessions: signing out, or a new password, moves it on,
+    #: and every session cookie of an earlier generation is refused from then on.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SignInThrottle(Base):
+    """Failed console sign-ins in a row of one subject: an account name tried (whether or not the
+    account exists) or a client address. The wait they impose is derived from `failures` and
+    `last_failure_at` (`experiments.accounts.ThrottleRule`); a row older than the rule's memory counts
+    as none."""
+
+    __tablename__ = "sign_in_throttle"
+
+    #: "account" or "address".
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class Erasure(Base):

@@ -192,6 +192,36 @@ def cmd_users_list(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_users_lockouts(_args: argparse.Namespace, settings: Settings) -> int:
+    from experiments.accounts import sign_in_failures
+
+    remembered = sign_in_failures(_store(settings), datetime.now(UTC))
+    if not remembered:
+        print("no failed sign-in remembered")
+    for f in remembered:
+        state = "locked" if f.locked else "waiting" if f.retry_at else "counting"
+        until = f" until {f.retry_at:%Y-%m-%d %H:%M:%S} UTC" if f.retry_at else ""
+        print(
+            f"{f.scope}\t{f.subject}\t{f.failures} failures in a row, the last at "
+            f"{f.last_failure_at:%Y-%m-%d %H:%M:%S} UTC\t{state}{until}"
+        )
+    return 0
+
+
+def cmd_users_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    from experiments.accounts import account_subject, address_subject, clear_failures
+
+    if (args.username is None) == (args.address is None):
+        raise BadInput("username: give an account name or --address ADDRESS (one of them)")
+    if args.address is not None:
+        scope, subject = "address", address_subject(args.address)
+    else:
+        scope, subject = "account", account_subject(args.username)
+    cleared = clear_failures(_store(settings), scope, subject)  # type: ignore[arg-type]
+    print(f"{scope} {subject}: " + ("failed sign-ins cleared" if cleared else "no failed sign-in remembered"))
+    return 0
+
+
 def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
     store = _store(settings)
     print(f"database at revision {store.schema_revision()}")
@@ -378,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--role", choices=["lab", "board", "admin"], required=True)
     sp.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add("list", cmd_users_list, "list console accounts", users)
+    add("lockouts", cmd_users_lockouts, "account names and addresses whose failed sign-ins are remembered", users)
+    sp = add("unlock", cmd_users_unlock, "clear the failed sign-ins (and so the wait or lockout) of a name", users)
+    sp.add_argument("username", nargs="?", help="the account name")
+    sp.add_argument("--address", help="clear a client address instead (as `rhizome users lockouts` shows it)")
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     add("upgrade", cmd_db_upgrade, "bring the database schema to the latest migration", db)
 

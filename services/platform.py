@@ -23,7 +23,7 @@ from experiments.store import Store
 from services.broker import LocalBroker
 from streams.events import ensure_settings_topics, wait_until_reachable
 
-UI_APP = Path(__file__).resolve().parents[1] / "ui" / "app.py"
+UI_APP = Path(__file__).resolve().parents[1] / "ui" / "server.py"
 
 
 class PlatformError(RuntimeError):

@@ -1,7 +1,7 @@
 """the citizens' portal: moderation of citizens' texts, published decision summaries, ideas' fields
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-05 09:00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 

@@ -307,6 +307,8 @@ def test_with_one_node_of_three_the_ingest_answers_503_never_202(
         assert answer.status_code == 503, answer.text
         assert "nothing was accepted" in answer.json()["error"]
 
+    # What the ingest says of its health meanwhile (printed, not asserted: a metadata request succeeds).
+    health = httpx.get(f"{stack.ingest_url}/healthz", timeout=60).status_code
     cluster.start(timeout=180)
 
     # As the SDK does: what was refused is sent again until it is accepted (the same event ids).
@@ -318,7 +320,7 @@ def test_with_one_node_of_three_the_ingest_answers_503_never_202(
     )
     stack.wait(stack.caught_up, 180, what="the worker to read every record")
     assert differences(stack.store(), SHOP, expected(events, SHOP)) == []
-    print(f"\none node of three (node {survivor}): the ingest answered {answered}")
+    print(f"\none node of three (node {survivor}): the ingest answered {answered}, /healthz {health}")
 
 
 def _send_consents_and_exposures(stack: Stack, api_key: str, events: list[dict[str, Any]]) -> list[dict[str, Any]]:

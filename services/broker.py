@@ -42,8 +42,8 @@ LOG4J_CONFIG = INFRA_KAFKA / "log4j2.properties"
 LIBS = INFRA_KAFKA / "target" / "dependency"
 _FETCHED_MARKER = LIBS / ".complete"
 #: A node that misses heartbeats this long is fenced: its partitions get other leaders and it leaves
-#: every in-sync replica set, so writes stop waiting for it. Kafka's default is 9 s; a little more
-#: than twice the heartbeat interval of a node that is slow (a 2-core machine under test load) but alive.
+#: every in-sync replica set, so writes stop waiting for it. Kafka's default is 9 s; 6 s still lets a
+#: node that is slow but alive (a 2-core machine under test load) miss five heartbeats in a row.
 SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_INTERVAL_MS = 1000
 #: How recently (by the quorum leader's clock) every voter must have caught up with the metadata log

@@ -7,6 +7,7 @@ rows the workers upsert, so any number of workers can write side by side.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Engine, Table, create_engine, delete, event, func, select, text
+from sqlalchemy import Engine, Table, create_engine, delete, event, func, make_url, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from experiments import models as m
 from experiments.attribution import ExperimentRuntime, PilotRuntime, to_ms
 from experiments.registry import ExperimentSpec, ExperimentStatus, PilotSpec
+from experiments.settings import narrow, private_dir
 from experiments.specs import experiment_from_dict, pilot_changes, plan_changes, spec_from_dict, spec_to_dict
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -75,11 +77,12 @@ def _aware(t: datetime | None) -> datetime | None:
 
 
 def make_engine(url: str) -> Engine:
-    """Returns an engine for the URL; SQLite gets WAL mode, a busy timeout and foreign keys."""
+    """Returns an engine for the URL; SQLite gets WAL mode, a busy timeout and foreign keys, and its
+    file (password hashes, citizens' texts) is its owner's alone."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        database = make_url(url).database
+        if database and database != ":memory:":
+            _private_sqlite_file(Path(database))
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
@@ -95,6 +98,17 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Creates the database file 0600 (in folders created 0700) before SQLite opens it, or narrows it;
+    SQLite gives its -wal and -shm files the database's mode, and older ones are narrowed too."""
+    if not path.parent.exists():
+        private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists():
+            narrow(file)
 
 
 def _alembic_config(connection: Connection) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from typing import Any, NoReturn
 import orjson
 
 from experiments.privacy import safe_participant_id
-from experiments.settings import Settings, load_settings
+from experiments.settings import KAFKA_NODE_COUNTS, PRIVATE_UMASK, Settings, load_settings
 from experiments.specs import MAX_SPEC_BYTES, SpecError, parse_pilot_spec
 from experiments.store import Store, StoreError
 
@@ -229,16 +230,30 @@ def cmd_db_upgrade(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
-    from services.broker import LocalBroker, fetch_jars
+    from services.broker import LocalBroker, fetch_jars, running_nodes
 
-    broker = LocalBroker(settings)
     if args.action == "fetch":
         print(f"Kafka jars in {fetch_jars(quiet=False)}")
-    elif args.action == "start":
+        return 0
+    # stop and status act on what runs from the state directory, whatever its size.
+    broker = LocalBroker(settings, args.nodes or running_nodes(settings) or settings.kafka_nodes)
+    count = len(broker.nodes)
+    if args.node is not None and args.action != "stop":
+        raise BadInput(f"--node == {args.node}, only `rhizome broker stop` takes one node")
+    if args.action == "start":
         took = broker.start()
-        print(f"broker running at {broker.bootstrap} (ready in {took:.1f} s)")
+        what = "broker" if count == 1 else f"cluster of {count} nodes"
+        print(f"{what} running at {broker.bootstrap} (ready in {took:.1f} s)")
+        if count != settings.kafka_nodes and settings.local_broker:
+            print(f"set RHIZOME_KAFKA_NODES={count} for the other commands (ingest, worker, up) to use it")
     elif args.action == "stop":
-        print("broker stopped" if broker.stop() else "broker was not running")
+        if args.node is not None:
+            if args.node not in [n.node_id for n in broker.nodes]:
+                raise BadInput(f"--node == {args.node}, the local Kafka has nodes 1 to {count}")
+            stopped = broker.stop_node(args.node)
+            print(f"node {args.node} stopped" if stopped else f"node {args.node} was not running")
+        else:
+            print(("broker" if count == 1 else "cluster") + (" stopped" if broker.stop() else " was not running"))
     else:
         status = broker.status()
         print(status.describe())
@@ -356,8 +371,15 @@ def build_parser() -> argparse.ArgumentParser:
             sp.add_argument("--days", type=int, default=21, help="days of history to simulate first (default 21)")
             sp.add_argument("--rate", type=float, default=20.0, help="live events per second (default 20)")
 
-    sp = add("broker", cmd_broker, "the local Apache Kafka broker (KRaft)")
+    sp = add("broker", cmd_broker, "the local Apache Kafka broker (KRaft): one node, or a cluster of three")
     sp.add_argument("action", choices=["start", "stop", "status", "fetch"])
+    sp.add_argument(
+        "--nodes",
+        type=int,
+        choices=KAFKA_NODE_COUNTS,
+        help="start: 1 node, or a cluster of 3 (default: RHIZOME_KAFKA_NODES, or what is running)",
+    )
+    sp.add_argument("--node", type=int, help="stop: only this node of the cluster (1, 2 or 3)")
     sp = add("worker", cmd_worker, "one faust worker (run several for more throughput)")
     sp.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     sp = add("ingest", cmd_ingest, "the HTTP ingest and assignment service")
@@ -436,6 +458,9 @@ def _fail(code: int, message: str) -> NoReturn:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Whatever a rhizome process creates (the database, logs, the worker's data, the broker's) is its
+    # owner's alone; the children it starts, the broker's JVM among them, inherit the umask.
+    os.umask(PRIVATE_UMASK)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -131,11 +131,13 @@ def is_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
 def wait_until_reachable(bootstrap: str, timeout: float, alive: Callable[[], bool] | None = None) -> None:
     """Returns once a metadata request to `bootstrap` succeeds; raises KafkaUnreachable at the deadline."""
     deadline = time.monotonic() + timeout
-    host, _, port = bootstrap.rpartition(":")
+    # A bootstrap may list several brokers ("host:port,host:port"): one listening is enough to ask.
+    addresses = [address.rpartition(":") for address in bootstrap.split(",")]
     while time.monotonic() < deadline:
         if alive is not None and not alive():
             raise KafkaUnreachable("the broker process exited during start-up")
-        if port_in_use(int(port), host or "127.0.0.1") and is_reachable(bootstrap, timeout=3.0):
+        listening = any(port_in_use(int(port), host or "127.0.0.1") for host, _, port in addresses)
+        if listening and is_reachable(bootstrap, timeout=3.0):
             return
         time.sleep(0.2)
     raise KafkaUnreachable(f"no Kafka broker answered at {bootstrap} within {timeout:.0f} s")
@@ -148,11 +150,16 @@ class KafkaUnreachable(RuntimeError):
 def ensure_topics(
     bootstrap: str, topics: Topics, partitions: int, timeout: float = 30.0, replication: int = 1
 ) -> list[str]:
-    """Returns the topics it created: every Rhizome topic missing on the broker, `partitions` each."""
+    """Returns the topics it created: every Rhizome topic missing on the broker, `partitions` each, with
+    `replication` replicas of which a majority must hold a write before it is acknowledged (2 of 3:
+    acks=all survives one node lost, and refuses writes rather than keep them on one node only)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
+    from experiments.settings import min_insync_replicas
+
+    topic_configs = {"min.insync.replicas": str(min_insync_replicas(replication))}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
     try:
         existing = set(admin.list_topics())
@@ -160,7 +167,7 @@ def ensure_topics(
         created: list[str] = []
         for name in missing:
             try:
-                admin.create_topics([NewTopic(name, partitions, replication)])
+                admin.create_topics([NewTopic(name, partitions, replication, topic_configs=topic_configs)])
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass

@@ -46,6 +46,22 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
+@pytest.fixture(scope="module")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """Returns a three-node KRaft cluster (each node a broker and a controller, the three a metadata
+    quorum) started for one test module: its tests may kill and restart nodes."""
+    state = tmp_path_factory.mktemp("cluster")
+    # Six ports: each node's and its controller's, the next one.
+    settings = load_settings({"RHIZOME_STATE_DIR": str(state), "RHIZOME_KAFKA_PORT": str(free_ports(6))})
+    # Three JVMs beside the workers and the database on two cores: a small heap each is plenty.
+    cluster = LocalBroker(replace(settings, kafka_heap="384m"), nodes=3)
+    cluster.start(timeout=240)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     server = PostgresServer()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -9,6 +10,8 @@ from dataclasses import dataclass
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+
+log = logging.getLogger("rhizome.ingest")
 
 #: How long a request may wait for Kafka before the API answers 503.
 PUBLISH_TIMEOUT = 8.0
@@ -72,10 +75,21 @@ class Publisher:
         with self._lock:
             producer, self._producer = self._producer, None
         if producer is not None:
-            producer.close(timeout=0)
+            # kafka-python 3.0.12's close() flushes first: it raises, and leaves its sender running,
+            # while records still wait for acknowledgements (a partition with fewer replicas in sync
+            # than min.insync.replicas). Their delivery timeout fails them; the close waits for that
+            # in the background, so the request is answered 503 at once.
+            threading.Thread(target=_close, args=(producer,), name="rhizome-producer-close", daemon=True).start()
 
     def close(self) -> None:
         with self._lock:
             if self._producer is not None:
                 self._producer.close(timeout=5)
                 self._producer = None
+
+
+def _close(producer: KafkaProducer) -> None:
+    try:
+        producer.close(timeout=2 * PUBLISH_TIMEOUT)
+    except KafkaError as exc:
+        log.warning("a discarded Kafka producer did not close: %s", exc)

@@ -31,12 +31,11 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
     """Returns the store rows of one partition's figures (keys as `Processor` builds them)."""
     rows: Rows = {
         m.Aggregate: [],
-        m.AggregateHistory: [],
+        m.ExposureDay: [],
         m.DailyAdoption: [],
         m.RetentionCohort: [],
         m.FeedbackStat: [],
     }
-    hour = _hour(at)
     for key, v in figures.items():
         pilot, kind = key[0], key[1]
         if kind == "a":
@@ -51,8 +50,23 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
             }
             ids = {"experiment_key": experiment, "metric": metric, "variant": variant, "partition": partition}
             rows[m.Aggregate].append({**ids, "segment": segment, **stats, "updated_at": at})
-            if segment == "":
-                rows[m.AggregateHistory].append({**ids, "hour": hour, **stats})
+        elif kind == "x":
+            _, _, experiment, metric, variant, day = key
+            rows[m.ExposureDay].append(
+                {
+                    "experiment_key": experiment,
+                    "metric": metric,
+                    "variant": variant,
+                    "day": day_date(day),
+                    "partition": partition,
+                    "n": round(v[0]),
+                    "sum": v[1],
+                    "sum_squares": v[2],
+                    "x_sum": v[3],
+                    "x_sum_squares": v[4],
+                    "sum_products": v[5],
+                }
+            )
         elif kind == "d":
             _, _, day, segment = key
             rows[m.DailyAdoption].append(
@@ -195,9 +209,4 @@ class Sink:
         for partition, figs in figures.items():
             for table, batch in rows_for(partition, figs, at).items():
                 rows.setdefault(table, []).extend(batch)
-        self.store.write_rows(rows, replacing=replaced, hour=_hour(at), erasing=erasures)
-
-
-def _hour(at: datetime) -> datetime:
-    """The hour of the experiments' history a figure written at `at` belongs to."""
-    return at.replace(minute=0, second=0, microsecond=0)
+        self.store.write_rows(rows, replacing=replaced, erasing=erasures)

@@ -16,7 +16,8 @@ import streamlit as st
 
 from experiments.accounts import Account, authenticate, has_users
 from experiments.console_setup import FIRST_ACCOUNT_HELP
-from ui import data
+from ui import data, language
+from ui.language import _
 
 Permission = Literal["read", "decide", "manage", "accounts"]
 PERMISSIONS: dict[Permission, frozenset[str]] = {
@@ -44,35 +45,37 @@ def require(permission: Permission = "read") -> Account:
     the page."""
     account = current_account()
     if account is None:
-        st.warning("Sign in to use the console.")
+        st.warning(_("Sign in to use the console."))
         st.stop()
     if not allowed(account, permission):
-        st.error(f"Your role ({account.role}) does not give access to this page.")
+        st.error(_("Your role ({role}) does not give access to this page.").format(role=account.role))
         st.stop()
     return account
 
 
 def sign_in_page() -> None:
     """Draws the sign-in form (or, on a store without accounts, how to create the first one)."""
-    st.title("Rhizome console")
+    st.title(_("Rhizome console"))
     db = data.store()
     if not has_users(db):
-        st.info(FIRST_ACCOUNT_HELP)
+        st.info(_(FIRST_ACCOUNT_HELP))
         return
     with st.form("sign-in"):
-        username = st.text_input("Name", key="sign_in_name")
-        password = st.text_input("Password", type="password", key="sign_in_password")
-        submitted = st.form_submit_button("Sign in", type="primary")
+        username = st.text_input(_("Name"), key="sign_in_name")
+        password = st.text_input(_("Password"), type="password", key="sign_in_password")
+        submitted = st.form_submit_button(_("Sign in"), type="primary")
     if submitted:
         account = authenticate(db, username.strip(), password)
         if account is None:
-            st.error("Unknown name or wrong password.")
+            st.error(_("Unknown name or wrong password."))
             return
         st.session_state[ACCOUNT_KEY] = account
+        language.signed_in(account.username)
         st.rerun()
 
 
 def sign_out() -> None:
-    """Forgets the session's account and everything the session selected."""
+    """Forgets the session's account and everything the session selected but its language."""
     for key in list(st.session_state):
-        del st.session_state[key]
+        if key != language.LANGUAGE_KEY:
+            del st.session_state[key]

@@ -5,6 +5,7 @@ and the exported report."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,7 +17,8 @@ from experiments import board
 from experiments import models as m
 from experiments.accounts import add_user, authenticate
 from experiments.console_setup import ensure_bootstrap_admin
-from experiments.report import render_html, render_pdf
+from experiments.i18n import LANGUAGES, Language
+from experiments.report import headline, reason_texts, render_html, render_pdf
 from experiments.results import experiment_results
 from experiments.store import Store, StoreError, canonical_json
 from tests.support.seed import ExperimentPlan, seed_pilot
@@ -152,18 +154,19 @@ def test_no_bootstrap_admin_when_an_account_exists(store: Store) -> None:
     assert authenticate(store, "demo-admin", "demo password 1") is None
 
 
-def test_the_report_is_self_contained_and_carries_the_decision_and_digest(store: Store) -> None:
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_report_is_self_contained_and_carries_the_decision_and_digest(store: Store, language: Language) -> None:
     store.set_status("trial", "stopped", actor="lab")
     decision = _decide(store, rationale="Clear gain <on> trips & no harm.")
     shot = board.snapshot(store, decision.snapshot_id)
-    html = render_html(shot.content, shot.digest, decision)
-    assert "<script" not in html and 'src="http' not in html and 'href="http' not in html
-    assert html.count("<svg") == 2
-    assert shot.digest in html
-    assert "Clear gain &lt;on&gt; trips &amp; no harm." in html
-    assert f"Recommendation: {shot.content['recommendation']['outcome']}" in html
-    for reason in shot.content["recommendation"]["reasons"]:
-        assert reason["text"].replace("&", "&amp;") in html
-    pdf = render_pdf(shot.content, shot.digest, decision)
+    page = render_html(shot.content, shot.digest, decision, language)
+    assert f'<html lang="{language}">' in page
+    assert "<script" not in page and 'src="http' not in page and 'href="http' not in page
+    assert page.count("<svg") == 2
+    assert shot.digest in page
+    assert "Clear gain &lt;on&gt; trips &amp; no harm." in page
+    assert html.escape(headline(shot.content, language)) in page
+    for reason in reason_texts(shot.content, language):
+        assert html.escape(reason) in page
+    pdf = render_pdf(shot.content, shot.digest, decision, language)
     assert pdf.startswith(b"%PDF")
-    assert b"/Count 1" in pdf

@@ -90,6 +90,8 @@ impl Bucket {
 pub enum Key {
     /// ("a", experiment, metric, variant): metric 0 is "$units", m + 1 the experiment's metric m.
     A(u16, u16, u16),
+    /// ("x", experiment, metric, variant, day of first exposure), not segmented: metrics as for A.
+    X(u16, u16, u16, i64),
     /// ("d", day)
     D(i64),
     /// ("r", cohort day, week index)
@@ -109,7 +111,7 @@ impl Key {
     /// How many sums the figure has.
     pub fn width(&self) -> usize {
         match self {
-            Key::A(..) => 6,
+            Key::A(..) | Key::X(..) => 6,
             Key::R(..) => 1,
             _ => 3,
         }
@@ -295,9 +297,13 @@ pub fn contributions(log: &Log, pilot: &Pilot, segments: &mut Segments) -> Contr
         let Some((t0, variant)) = first else { continue };
         let e = e as u16;
         variants.push((e, variant));
+        let exposed_day = t0.div_euclid(DAY_MS);
         out.insert(Key::A(e, 0, variant), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        out.insert(Key::X(e, 0, variant, exposed_day), [1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
         for (m, plan) in exp.metrics.iter().enumerate() {
-            out.insert(Key::A(e, m as u16 + 1, variant), metric_vector(plan, &usage, &times, t0, stop));
+            let vector = metric_vector(plan, &usage, &times, t0, stop);
+            out.insert(Key::A(e, m as u16 + 1, variant), vector);
+            out.insert(Key::X(e, m as u16 + 1, variant, exposed_day), vector);
         }
     }
 

@@ -278,6 +278,12 @@ impl Core {
                 (p.key.as_str(), "a", exp.key.as_str(), metric, exp.variants[*v as usize].as_str(), seg)
                     .into_pyobject(py)?
             }
+            Key::X(e, m, v, day) => {
+                let exp = &p.experiments[*e as usize];
+                let metric = if *m == 0 { UNITS } else { exp.metrics[*m as usize - 1].key.as_str() };
+                (p.key.as_str(), "x", exp.key.as_str(), metric, exp.variants[*v as usize].as_str(), *day)
+                    .into_pyobject(py)?
+            }
             Key::D(day) => (p.key.as_str(), "d", *day, seg).into_pyobject(py)?,
             Key::R(cohort, week) => (p.key.as_str(), "r", *cohort, *week, seg).into_pyobject(py)?,
             Key::F(e, v, kind, bucket) => {

@@ -202,7 +202,8 @@ class FeedbackStat(Base):
 
 
 class FeedbackText(Base):
-    """A citizen's comment or idea, kept as text for the console."""
+    """A citizen's comment, idea or report (of an idea or a comment), kept as text for the console and
+    the portal. Written by the workers only: the lab's judgement of a text lives in `Moderation`."""
 
     __tablename__ = "feedback_texts"
 
@@ -213,6 +214,12 @@ class FeedbackText(Base):
     text: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime]
     variants: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: An idea's title, theme and district (the portal's form); None for texts sent without them.
+    title: Mapped[str | None] = mapped_column(String(200), nullable=True, default=None)
+    theme: Mapped[str | None] = mapped_column(String(KEY), nullable=True, default=None)
+    district: Mapped[str | None] = mapped_column(String(KEY), nullable=True, default=None)
+    #: The idea a comment is about, or the idea or comment a report is about (an event id).
+    target: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True, default=None)
 
 
 class PlanChange(Base):
@@ -289,3 +296,42 @@ class Erasure(Base):
     requested_by: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime]
     rows_deleted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+IDEA_STATUSES = ("new", "under_review", "adopted", "not_retained", "done")
+
+
+class Moderation(Base):
+    """The lab's judgement of a citizen's text (an idea or a comment), written from the console.
+
+    `hidden` texts are not shown on the portal; `public_reason` says why, to everyone. An idea's
+    `status` (new | under_review | adopted | not_retained | done) is public, with `status_reason` (why it
+    was not retained, or what was done) and `adopted_pilot` (the pilot it became). `merged_into` names the
+    idea a duplicate was merged into: its votes count for that idea, each voter once.
+    """
+
+    __tablename__ = "moderation"
+
+    event_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    pilot_key: Mapped[str] = mapped_column(String(KEY), index=True)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    public_reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    status_reason: Mapped[str] = mapped_column(Text, default="")
+    adopted_pilot: Mapped[str | None] = mapped_column(String(KEY), nullable=True, default=None)
+    merged_into: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True, default=None)
+    updated_by: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]
+
+
+class DecisionSummary(Base):
+    """A board decision's summary published to the portal, in French and English ("you said, we did")."""
+
+    __tablename__ = "decision_summaries"
+
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), primary_key=True)
+    pilot_key: Mapped[str] = mapped_column(String(KEY), index=True)
+    summary_fr: Mapped[str] = mapped_column(Text)
+    summary_en: Mapped[str] = mapped_column(Text)
+    published_by: Mapped[str] = mapped_column(String(200))
+    published_at: Mapped[datetime]

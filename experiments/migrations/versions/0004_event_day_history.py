@@ -1,7 +1,7 @@
 """experiments' history by day of first exposure (event time) instead of by processing hour
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-05 09:00:00.000000
 
 The hourly history held each partition's statistics at the hour the worker wrote them, so a backlog
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

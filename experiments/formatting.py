@@ -23,7 +23,7 @@ from babel import Locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
-from experiments.i18n import N_, Language, translate, translate_plural
+from experiments.i18n import N_, Language, Nn_, translate, translate_plural
 
 #: What a missing or non-finite value is written as, in every language.
 MISSING = "—"
@@ -170,14 +170,19 @@ def day_text(value: str | None, language: Language) -> str:
         return value
 
 
+_UNKNOWN_DAYS = N_("unknown (nobody is being exposed)")
+_REACHED = N_("reached")
+_ABOUT_DAYS = Nn_("about {n} day", "about {n} days")
+
+
 def days_to_go(value: float | None, language: Language) -> str:
     """Returns days still needed in words: "about 12 days", "reached" for 0, "unknown" for None."""
     if value is None or not _finite(value):
-        return translate(language, "unknown (nobody is being exposed)")
+        return translate(language, _UNKNOWN_DAYS)
     if value <= 0:
-        return translate(language, "reached")
+        return translate(language, _REACHED)
     n = math.ceil(value)
-    return translate_plural(language, "about {n} day", "about {n} days", n).format(n=count(n, language))
+    return translate_plural(language, *_ABOUT_DAYS, n).format(n=count(n, language))
 
 
 # --- the lab's vocabulary -----------------------------------------------------------------------

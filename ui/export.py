@@ -8,6 +8,7 @@ prefixed with an apostrophe, so a spreadsheet shows them as text (`=HYPERLINK(..
 
 from __future__ import annotations
 
+import csv
 from typing import Any
 
 import pandas as pd
@@ -30,7 +31,8 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     """Returns the table as CSV (UTF-8 with a byte order mark, which spreadsheets read as UTF-8), every
     text cell and header neutralised."""
     safe = frame.rename(columns=lambda c: neutralised(str(c))).map(neutralised)
-    text: str = safe.to_csv(index=False)
+    # Every text quoted, so that a carriage return inside one cannot end the row for a spreadsheet.
+    text: str = safe.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
     return text.encode("utf-8-sig")
 
 

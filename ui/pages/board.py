@@ -238,19 +238,15 @@ else:
 
 st.subheader(_("Decision report"))
 own = [d for d in history if d.experiment_key == key]
-choices = ["current", *(str(d.id) for d in own)]
-chosen = st.radio(
-    _("Report of"),
-    choices,
-    format_func=lambda c: (
-        _("the figures shown above")
-        if c == "current"
-        else _("decision {id} ({outcome})").format(
-            id=c, outcome=fmt.term(fmt.OUTCOMES, next(d for d in own if str(d.id) == c).outcome, language)
-        )
-    ),
-    horizontal=True,
-)
+# Labels written now, once: a widget may call its format function again outside this run.
+choices = {
+    "current": _("the figures shown above"),
+    **{
+        str(d.id): _("decision {id} ({outcome})").format(id=d.id, outcome=fmt.term(fmt.OUTCOMES, d.outcome, language))
+        for d in own
+    },
+}
+chosen = st.radio(_("Report of"), list(choices), format_func=choices.__getitem__, horizontal=True)
 decided = next((d for d in own if str(d.id) == chosen), None)
 name = f"decision-report-{key}-{'current' if decided is None else f'decision-{decided.id}'}-{language}"
 

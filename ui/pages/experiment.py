@@ -49,11 +49,9 @@ st.caption(
 
 segment_box, metric_box = st.columns(2)
 view_all = data.experiment_view(url, spec.key, "", spec.primary)
-segment = segment_box.selectbox(
-    _("Participants"),
-    ["", *view_all.segments],
-    format_func=lambda s: _("Everyone") if not s else s.replace(":", ": "),
-)
+# Labels written now, once: a widget may call its format function again outside this run.
+segment_labels = {"": _("Everyone"), **{s: s.replace(":", ": ") for s in view_all.segments}}
+segment = segment_box.selectbox(_("Participants"), list(segment_labels), format_func=segment_labels.__getitem__)
 results = ev.results if not segment else data.experiment_view(url, spec.key, segment, spec.primary).results
 analysis = results["analysis"]
 srm = analysis["srm"]

@@ -37,11 +37,9 @@ if description:
     st.markdown(plain(description))
 
 everyone = data.pilot_view(url, pilot.key, "")
-segment = st.selectbox(
-    _("Participants"),
-    ["", *everyone.segments],
-    format_func=lambda s: _("Everyone") if not s else s.replace(":", ": "),
-)
+# Labels written now, once: a widget may call its format function again outside this run.
+segment_labels = {"": _("Everyone"), **{s: s.replace(":", ": ") for s in everyone.segments}}
+segment = st.selectbox(_("Participants"), list(segment_labels), format_func=segment_labels.__getitem__)
 view = everyone if not segment else data.pilot_view(url, pilot.key, segment)
 series = view.series
 if not series:

@@ -5,15 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from experiments.accounts import Account
 from experiments.store import Store
-from tests.unit.ui.conftest import APP, PAGES, PASSWORD, TIMEOUT, signed_in
+from tests.unit.ui.conftest import APP, PAGES, PASSWORD, console_in, signed_in
 
 
 def test_every_page_is_unreachable_before_signing_in(console: str) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = console_in().run()
     assert [t.value for t in at.title] == ["Rhizome console"]
     assert at.text_input(key="sign_in_password") is not None
     for page in PAGES:
@@ -23,13 +22,13 @@ def test_every_page_is_unreachable_before_signing_in(console: str) -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_page_run_on_its_own_without_an_account_shows_nothing_but_the_sign_in_notice(console: str, page: str) -> None:
-    at = AppTest.from_file(str(APP.with_name("pages") / f"{page}.py"), default_timeout=TIMEOUT).run()
+    at = console_in(script=APP.with_name("pages") / f"{page}.py").run()
     assert [w.value for w in at.warning] == ["Sign in to use the console."]
     assert not at.title and not at.dataframe and not at.metric
 
 
 def test_signing_in_with_the_right_password_opens_the_portfolio(console: str) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = console_in().run()
     at.text_input(key="sign_in_name").input("board-user")
     at.text_input(key="sign_in_password").input(PASSWORD)
     at.button[0].click().run()
@@ -38,7 +37,7 @@ def test_signing_in_with_the_right_password_opens_the_portfolio(console: str) ->
 
 
 def test_a_wrong_password_is_refused(console: str) -> None:
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = console_in().run()
     at.text_input(key="sign_in_name").input("board-user")
     at.text_input(key="sign_in_password").input("not the password")
     at.button[0].click().run()
@@ -52,7 +51,7 @@ def test_a_store_without_accounts_tells_the_operator_how_to_create_the_first(
     url = f"sqlite:///{tmp_path / 'empty.db'}"
     Store(url).migrate()
     monkeypatch.setenv("RHIZOME_DATABASE_URL", url)
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    at = console_in().run()
     assert "rhizome users add NAME --role admin" in at.info[0].value
     assert not at.text_input
 

@@ -135,6 +135,14 @@ def p_value(p: float | None, language: Language) -> str:
     return babel_numbers.format_decimal(p, format="0.000", locale=language)
 
 
+def p_is(p: float | None, language: Language) -> str:
+    """Returns a p-value as an equation: "p = 0,042", "p < 0,001" (fr); the dash when there is none."""
+    if p is None or not _finite(p):
+        return MISSING
+    written = p_value(p, language)
+    return "p " + written if written.startswith("<") else "p = " + written
+
+
 def day(value: date | None, language: Language, length: str = "medium") -> str:
     """Returns a date: "20 nov. 2026" (fr), "Nov 20, 2026" (en) at the medium length."""
     if value is None:
@@ -356,8 +364,12 @@ def sentence(message: Message) -> Figure:
     return Figure("message", message)
 
 
-def sentences(messages: Sequence[Message], separator: str = "; ") -> Figure:
-    """Returns messages written one after the other, with a separator."""
+#: The separator of notes within a sentence, translated (French writes a space before a semicolon).
+NOTES = N_("; ")
+
+
+def sentences(messages: Sequence[Message], separator: str = NOTES) -> Figure:
+    """Returns messages written one after the other, with a separator (translated where it is shown)."""
     return Figure("messages", tuple(messages), separator)
 
 
@@ -373,7 +385,7 @@ def write(figure: Figure, language: Language) -> str:
     if kind == "message":
         return render(value, language)
     if kind == "messages":
-        return str(option).join(render(m, language) for m in value)
+        return translate(language, str(option)).join(render(m, language) for m in value)
     if kind == "day":
         return day_text(value, language) if isinstance(value, str) else day(value, language)
     if kind == "money":

@@ -603,7 +603,7 @@ def result_lines(content: Mapping[str, Any], language: Language = "en") -> list[
             )
         else:
             p = row["adjusted_p_value"] if exp["correction"] != "none" else row["p_value"]
-            evidence = fmt.MISSING if p is None else _("p = {p}").format(p=fmt.p_value(p, language))
+            evidence = fmt.p_is(p, language)
         role = roles.get(metric, "secondary")
         kind = kinds.get(metric, "mean")
         lines.append(
@@ -734,7 +734,7 @@ def analysis_settings(
 ) -> list[tuple[str, str]]:
     """Returns the statistical settings of an analysis, as (label, value) lines in the language."""
     _ = translator(language)
-    srm_text = _("p = {p}").format(p=fmt.p_value(srm["p_value"], language))
+    srm_text = fmt.p_is(srm["p_value"], language)
     if srm["mismatch"]:
         srm_text = _("{p}: MISMATCH, the split of participants is not the planned one").format(p=srm_text)
     lines = [
@@ -827,7 +827,7 @@ def _result_header(content: Mapping[str, Any], language: Language) -> list[str]:
         _("Control"),
         _("Variant's value"),
         _("Effect"),
-        interval_label(exp["alpha"], exp["engine"], language),
+        interval_label(exp["alpha"], exp["engine"], language).capitalize(),
         _("Evidence"),
     ]
 

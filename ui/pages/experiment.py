@@ -63,9 +63,9 @@ if srm["mismatch"]:
     st.error(
         plain(
             _(
-                "Sample ratio mismatch (p = {p}): participants per variant ({seen}) do not match the planned split "
+                "Sample ratio mismatch ({p}): participants per variant ({seen}) do not match the planned split "
                 "({planned}). Assignment or logging is broken: no comparison below can be trusted."
-            ).format(p=fmt.p_value(srm["p_value"], language), seen=seen, planned=planned)
+            ).format(p=fmt.p_is(srm["p_value"], language), seen=seen, planned=planned)
         ),
         icon=":material/report:",
     )
@@ -115,7 +115,7 @@ for row in rows:
     st.markdown(f"{VERDICT_ICONS[said.verdict]} **{plain(role)}** — {plain(said.text)}")
 
 st.subheader(_("Results by metric and variant"))
-interval = report.interval_label(plan.alpha, plan.engine, language)
+interval = report.interval_label(plan.alpha, plan.engine, language).capitalize()
 bayesian = plan.engine == "bayesian"
 table = pd.DataFrame(
     [
@@ -236,4 +236,4 @@ export.table(
     ),
     f"variants-{spec.key}",
 )
-st.caption(_("Sample ratio check: p = {p} against the planned shares.").format(p=fmt.p_value(srm["p_value"], language)))
+st.caption(_("Sample ratio check: {p} against the planned shares.").format(p=fmt.p_is(srm["p_value"], language)))

@@ -55,7 +55,7 @@ def test_experiment_page_shows_the_engines_effects_and_intervals(console: str, s
     plan = spec.analysis
     expected = experiment_results(store, key)["analysis"]["comparisons"]
     table = at.dataframe[0].value
-    interval = report.interval_label(plan.alpha, plan.engine, "en")
+    interval = report.interval_label(plan.alpha, plan.engine, "en").capitalize()
     assert len(table) == len(expected)
     for (_, shown), row in zip(table.iterrows(), expected, strict=True):
         assert (shown["Metric"], shown["Variant"]) == (row["metric"], row["variant"])

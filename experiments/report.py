@@ -378,11 +378,13 @@ def forest_chart(
         .mark_rule(strokeDash=[4, 3], color="#57606a")
         .encode(x="at:Q", tooltip=[alt.Tooltip("what:N", title=_("Line"))])
     )
-    layers.append(
-        alt.Chart(marks)
-        .mark_text(align="left", baseline="top", dx=4, dy=2, fontSize=11, color="#57606a")
-        .encode(x="at:Q", y=alt.value(0), text="what:N")
-    )
+    # One label under the other: 0 and a small minimum effect are a few pixels apart.
+    for line, row in enumerate(lines):
+        layers.append(
+            alt.Chart(pd.DataFrame([row]))
+            .mark_text(align="left", baseline="top", dx=4, dy=2 + 13 * line, fontSize=11, color="#57606a")
+            .encode(x="at:Q", y=alt.value(0), text="what:N")
+        )
     guarded = frame[frame["limit"].notna()]
     if len(guarded):
         guard = alt.Chart(guarded)
@@ -400,11 +402,6 @@ def forest_chart(
     chart = alt.layer(*layers).properties(height=height)
     sized: AnyChart = chart.properties(width=width) if width else chart
     return sized
-
-
-def forest_height(rows: int) -> int:
-    """Returns the height in pixels a forest plot of `rows` comparisons takes, axes and legend included."""
-    return FOREST_ROW * max(1, rows) + FOREST_FRAME
 
 
 def adoption_chart(

@@ -47,11 +47,17 @@ AXES_HEIGHT = 60
 MOST_ROWS = 40
 
 
-def show(chart: AnyChart) -> None:
-    """Draws a chart across the page's width, numbers and dates in the reader's language. Its
-    specification is built by this module from typed records, so Altair's schema validation (a good part
-    of the drawing time) is left to the tests."""
-    st.vega_lite_chart(localised(chart, current()).to_dict(validate=False), width="stretch")
+def show(chart: AnyChart, *, frame: int = 0) -> None:
+    """Draws a chart across the page's width, numbers and dates in the reader's language. Streamlit fits
+    the whole chart, axes and legend included, into its height: `frame` pixels are added for them to a
+    chart whose height is its rows'. Its specification is built by this module from typed records, so
+    Altair's schema validation (a good part of the drawing time) is left to the tests."""
+    spec = localised(chart, current()).to_dict(validate=False)
+    height = spec.get("height")
+    if frame and isinstance(height, int | float):
+        st.vega_lite_chart(spec, width="stretch", height=int(height) + frame)
+    else:
+        st.vega_lite_chart(spec, width="stretch")
 
 
 def daily_activity_chart(series: Sequence[AdoptionDay]) -> AnyChart:

@@ -6,7 +6,7 @@ it to date and the cost per active participant."""
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import altair as alt
@@ -97,17 +97,31 @@ def timeline_chart(timeline: Timeline, language: Language) -> AnyChart:
     """Returns the timeline as points on one time axis, one lane per kind of entry (the latest
     `CHART_ENTRIES`)."""
     lanes = [_("Stage gates"), _("Experiments"), _("Plan changes"), _("Board decisions")]
+    shown = timeline.entries[-CHART_ENTRIES:]
     records = []
-    for entry in timeline.entries[-CHART_ENTRIES:]:
+    for entry in shown:
         lane, text = lane_and_text(entry, language)
         who, why = who_and_why(entry)
         records.append((entry.at.isoformat(), lane, text, who or fmt.MISSING, why or fmt.MISSING))
     frame = pd.DataFrame(records, columns=["at", "lane", "what", "who", "why"])
+    # A day on each side at least: entries of one afternoon would otherwise spread over milliseconds.
+    first, last = shown[0].at, shown[-1].at
+    pad = max(timedelta(days=1), (last - first) / 20)
     chart: AnyChart = (
         alt.Chart(frame)
         .mark_point(filled=True, size=110)
         .encode(
-            x=alt.X("at:T", title=_("Date")),
+            x=alt.X(
+                "at:T",
+                title=_("Date"),
+                scale=alt.Scale(domain=[(first - pad).isoformat(), (last + pad).isoformat()]),
+                # Whole days between ticks, about eight of them: never the same day twice.
+                axis=alt.Axis(
+                    format="%d %b %Y",
+                    labelOverlap=True,
+                    tickCount={"interval": "day", "step": max(1, ((last - first) + 2 * pad).days // 8)},
+                ),
+            ),
             y=alt.Y("lane:N", title=None, sort=lanes, scale=alt.Scale(domain=lanes), axis=alt.Axis(labelLimit=0)),
             color=alt.Color("lane:N", scale=alt.Scale(domain=lanes), legend=None),
             tooltip=[

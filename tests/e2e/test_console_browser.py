@@ -34,6 +34,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
+from experiments import board, report
 from experiments.console_setup import ensure_bootstrap_admin
 from experiments.i18n import name_of
 from experiments.readmodels.exposure import EXPOSURE_WINDOW_DAYS
@@ -414,6 +415,12 @@ def test_the_decision_boards_pace_is_the_simulators_arrivals_in_event_time(
     truth = _pace(demo.histories, "bike-share", "onboarding-v2", datetime.now(UTC).date())
     assert truth > 0
     assert abs(shown - truth) <= 0.2 * truth, f"pace shown {shown}, simulator's arrivals {truth:.1f} a day"
+    # The forest plot is as high as its rows: one per comparison, axes and legend beside.
+    store = demo.stack.store()
+    rows = [c for c in board.evaluate(store, "onboarding-v2").comparisons if c.effect is not None]
+    store.close()
+    forest = page.locator('[data-testid="stVegaLiteChart"]').first.bounding_box()
+    assert forest and forest["height"] >= report.FOREST_ROW * len(rows) + report.FOREST_FRAME - 2, forest
 
 
 def test_citizens_and_specs_payloads_are_shown_as_plain_text_and_the_language_is_remembered(

@@ -104,7 +104,8 @@ charts.show(
         limits=report.spec_limits(spec),
         language=language,
         width=None,
-    )
+    ),
+    frame=report.FOREST_FRAME,
 )
 st.caption(
     _(

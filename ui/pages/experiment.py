@@ -186,7 +186,8 @@ charts.show(
         limits=report.spec_limits(spec),
         language=language,
         width=None,
-    )
+    ),
+    frame=report.FOREST_FRAME,
 )
 
 st.subheader(

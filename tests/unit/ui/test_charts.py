@@ -14,8 +14,9 @@ from experiments.readmodels import catalog
 from experiments.readmodels import exposure as exposure_reads
 from experiments.readmodels import voice as voice_reads
 from experiments.readmodels.adoption import AdoptionDay
+from experiments.readmodels.timeline import pilot_timeline
 from experiments.store import Store
-from ui import charts
+from ui import charts, timeline
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])
@@ -56,6 +57,7 @@ def test_every_chart_of_the_console_validates_against_the_vega_lite_schema(seede
         ),
         charts.nps_chart(figures),
         charts.rating_chart(figures),
+        timeline.timeline_chart(pilot_timeline(store, spec.key), language),
     ]
     for chart in built:
         drawn = report.localised(chart, language).to_dict(validate=True)

@@ -144,3 +144,9 @@ def translator(language: Language) -> Callable[[str], str]:
 def plural_translator(language: Language) -> Callable[[str, str, int], str]:
     """Returns the function that gives the form of a message the language uses for n (bound as `ngettext`)."""
     return translations(language, "console").ngettext
+
+
+def description_of(item: object, language: Language) -> str:
+    """Returns what a spec's item (a metric, an experiment) measures or is, in the language ("" when the
+    spec says nothing)."""
+    return spec_text(getattr(item, "description", "") or "", language)

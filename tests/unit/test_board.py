@@ -23,6 +23,7 @@ from experiments import models as m
 from experiments.accounts import add_user, authenticate
 from experiments.console_setup import ensure_bootstrap_admin
 from experiments.i18n import LANGUAGES, Language
+from experiments.preferences import account_language, remember_language
 from experiments.report import headline, reason_texts, render_html, render_pdf
 from experiments.results import experiment_results
 from experiments.store import Store, StoreError, canonical_json
@@ -214,3 +215,13 @@ def test_the_pdf_report_renders_to_png_pages_nothing_clipped_nothing_raw(tmp_pat
     flat = " ".join(text.split())
     assert " ".join(said.recommendation.split()) in flat
     assert " ".join(said.tested.split()) in flat
+
+
+def test_an_accounts_language_is_kept_and_a_language_not_of_the_product_refused(store: Store) -> None:
+    add_user(store, "ana", "a long password", "board")
+    assert account_language(store, "ana") is None
+    remember_language(store, "ana", "en")
+    assert account_language(store, "ana") == "en"
+    with pytest.raises(StoreError, match="language == 'de'"):
+        remember_language(store, "ana", "de")
+    assert account_language(store, "ana") == "en"

@@ -12,7 +12,7 @@ import streamlit as st
 
 from experiments import board, report
 from experiments import formatting as fmt
-from experiments.i18n import name_of, spec_text
+from experiments.i18n import description_of, name_of, spec_text
 from experiments.store import StoreError
 from ui import auth, charts, data, export, timeline
 from ui.glossary import help_for
@@ -54,7 +54,11 @@ with summary_box:
     if said.hypothesis:
         st.markdown(_("**Hypothesis:** {text}").format(text=plain(said.hypothesis)))
     if said.primary:
-        st.markdown(f"**{plain(said.primary)}**", help=help_for("primary-metric"))
+        described = description_of(spec.metric(spec.primary), language)
+        st.markdown(
+            f"**{plain(said.primary)}**",
+            help=(plain(described) + "\n\n" if described else "") + help_for("primary-metric"),
+        )
 with choice_box:
     st.caption(
         plain(

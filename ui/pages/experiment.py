@@ -9,7 +9,7 @@ import streamlit as st
 
 from experiments import formatting as fmt
 from experiments import report
-from experiments.i18n import name_of, spec_text
+from experiments.i18n import description_of, name_of, spec_text
 from experiments.readmodels.exposure import comparisons, units_of
 from ui import auth, charts, data, export
 from ui.glossary import help_for
@@ -113,6 +113,12 @@ for row in rows:
     said = report.describe(row, spec, language)
     role = fmt.term(fmt.ROLES, roles[row.metric], language)
     st.markdown(f"{VERDICT_ICONS[said.verdict]} **{plain(role)}** — {plain(said.text)}")
+
+described = [(names[mk.key], description_of(mk, language)) for mk in spec.metrics if description_of(mk, language)]
+if described:
+    with st.expander(_("What each metric measures"), icon=":material/straighten:"):
+        for name, text in described:
+            st.markdown(f"**{plain(name)}**: {plain(text)}")
 
 st.subheader(_("Results by metric and variant"))
 interval = report.interval_label(plan.alpha, plan.engine, language).capitalize()

@@ -38,8 +38,6 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-import streams.processor
-from experiments.native import compiled
 from experiments.settings import load_settings
 from experiments.specs import parse_pilot_spec
 from services.broker import LocalBroker
@@ -342,8 +340,6 @@ def main() -> dict[str, Any]:
             "bare_before_and_after_worker": [[round(r["bare_before"]), round(r["bare_after"])] for r in rounds],
             "against_validating_consumer": summary(rounds, "worker", "validating"),
             "worker_rss_mib": [round(r["rss"]) for r in rounds],
-            # The workers import the same build as this process (experiments/native.py).
-            "processor": "compiled" if compiled(streams.processor) else "Python",
             "goal": {"events_per_s": 20_000, "ratio": 0.5},
         }
         results["freshness"] = rounds[-1]["freshness"]

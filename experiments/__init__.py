@@ -2,7 +2,3 @@
 
 Imports nothing else of ours.
 """
-
-from experiments.native import extend
-
-extend(__name__, __path__)

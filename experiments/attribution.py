@@ -61,9 +61,8 @@ class Contributions:
     """A participant's contributions, each once, and the segments ("" = everyone) they count in; never
     changed once made.
 
-    The hot classes of this module and of streams/processor.py are plain classes rather than
-    dataclasses: compiled by mypyc (experiments/native.py), a dataclass keeps the `__init__` the
-    dataclasses module writes in Python, called for every object."""
+    The hot classes of this module and of streams/processor.py are plain classes with `__slots__`:
+    one is made for every event, and slots keep them small."""
 
     __slots__ = ("figures", "segments")
 

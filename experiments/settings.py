@@ -47,9 +47,13 @@ class Settings:
     topic_replication: int
     #: Java heap of the local broker.
     kafka_heap: str
-    #: How long a worker may make no progress (a table recovery, or the commits of a partition with
-    #: records waiting) before its watchdog restarts it.
+    #: How long a worker may make no progress (a table recovery, the commits of a partition with
+    #: records waiting, the store's writes) before its `/healthz` answers 503.
     worker_stall_seconds: int
+    #: Where a worker serves `/healthz` and `/metrics`: loopback by default (a pod's address in
+    #: Kubernetes, where the kubelet probes it); port 0 picks a free port, which the worker logs.
+    worker_health_host: str
+    worker_health_port: int
 
     @property
     def kafka_dir(self) -> Path:
@@ -107,6 +111,12 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         except ValueError:
             raise ValueError(f"RHIZOME_{name.upper()} == {raw!r}, must be an integer.") from None
 
+    def get_bounded(name: str, default: int, ge: int, le: int) -> int:
+        value = get_int(name, default)
+        if not ge <= value <= le:
+            raise ValueError(f"RHIZOME_{name.upper()} == {value}, must be >= {ge} and <= {le}.")
+        return value
+
     state_dir = Path(get("state_dir", ".rhizome") or ".rhizome").resolve()
     kafka_port = get_int("kafka_port", DEFAULT_KAFKA_PORT)
     bootstrap = get("kafka_bootstrap")
@@ -127,5 +137,7 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         namespace=get("namespace", "rhizome") or "rhizome",
         topic_replication=get_int("topic_replication", 1),
         kafka_heap=get("kafka_heap", "768m") or "768m",
-        worker_stall_seconds=get_int("worker_stall_seconds", 60),
+        worker_stall_seconds=get_bounded("worker_stall_seconds", 60, 1, 86400),
+        worker_health_host=get("worker_health_host", "127.0.0.1") or "127.0.0.1",
+        worker_health_port=get_bounded("worker_health_port", 0, 0, 65535),
     )

@@ -2,20 +2,13 @@
 # Installs the Debian packages Rhizome's tests need when they are missing:
 # PostgreSQL (the production database, started by the tests), Chromium (end-to-end console tests),
 # poppler-utils (the decision report's PDF rendered to PNG and text in the tests),
-# Java and Maven (the local Kafka broker), a C compiler (the processor compiled by mypyc, `make native`).
-# Idempotent; quick when everything is there. Rust (cargo 1.82 or later, for the processor's native core,
-# streams/core) comes from rustup, not Debian (whose rustc 1.63 is too old): said here when it is missing.
+# Java and Maven (the local Kafka broker, its jars fetched by Maven).
+# Idempotent; quick when everything is there.
 set -euo pipefail
-
-if ! command -v cargo >/dev/null 2>&1 && [ ! -x "${HOME:-/root}/.cargo/bin/cargo" ]; then
-  echo "system-deps: no cargo (Rust 1.82+, from rustup): make native builds no native core, and" \
-       "tests/unit/test_core.py fails" >&2
-fi
 
 need=()
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
-command -v gcc >/dev/null 2>&1 || need+=(gcc)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The decision report's PDF rendered to PNG in the tests (pdftoppm, pdftotext).

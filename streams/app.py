@@ -8,6 +8,9 @@ event whose offset is committed is in the participant's state; an event processe
 crash is recognised by its event_id and skipped. Aggregates are never stored in Kafka: after every
 rebalance they are rebuilt from the participants' states, so they always equal the sum of the
 states' contributions, whatever was lost in flight.
+
+The worker serves its health and metrics over HTTP (streams/health.py); its supervisor replaces it
+when it stalls.
 """
 
 from __future__ import annotations
@@ -16,17 +19,16 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 import faust
 
-import streams.processor
-from experiments.native import compiled
-from experiments.native import core as native_core
 from experiments.settings import Settings, load_settings
 from experiments.store import Store
-from streams.delivery import BatchApp, Records
+from streams.delivery import BatchApp, Records, integration_problems, recovery_remaining, table_dict
 from streams.events import GroupOffsets, Topics, ensure_settings_topics, wait_until_reachable
+from streams.health import WATCH_EVERY, WorkerHealth, serve_health
 from streams.processor import (
     Incoming,
     LiveStates,
@@ -40,7 +42,6 @@ from streams.processor import (
     forget_events,
 )
 from streams.sink import Sink
-from streams.watchdog import WATCH_EVERY, CommitWatch, RecoveryWatch, restart_process
 
 log = logging.getLogger("rhizome.worker")
 
@@ -70,11 +71,14 @@ COMMIT_NEVER_BY_COUNT = 2**62
 STARTUP_WAIT = 120.0
 
 
-def create_app(settings: Settings) -> faust.App:
-    """Returns the faust app of the worker for these settings (topics, table, batch handler, timers)."""
+def create_app(settings: Settings, health: WorkerHealth | None = None) -> faust.App:
+    """Returns the faust app of the worker for these settings (topics, table, batch handler, timers),
+    counting what it does in `health`'s metrics (a health of its own when none is given)."""
+    health = health or WorkerHealth(settings.worker_stall_seconds)
+    metrics = health.metrics
     topics = Topics(settings.namespace)
     datadir = settings.state_dir / "worker"
-    datadir.mkdir(parents=True, exist_ok=True)
+    datadir.mkdir(mode=0o700, parents=True, exist_ok=True)
     app = BatchApp(
         settings.namespace,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -88,7 +92,7 @@ def create_app(settings: Settings) -> faust.App:
         # Commit on the timer only. With a count, faust's fetcher itself commits between two records
         # and can wait there through a whole rebalance, then hand on a record fetched before it, whose
         # offset becomes the read position: the records between the committed offset and that one are
-        # skipped, never acknowledged, and the partition never commits again (see streams/watchdog.py).
+        # skipped, never acknowledged, and the partition never commits again (see streams/health.py).
         broker_commit_every=COMMIT_NEVER_BY_COUNT,
         broker_commit_interval=1.0,
         # A worker that dies (even in the middle of a rebalance) is noticed in seconds, not minutes,
@@ -128,9 +132,7 @@ def create_app(settings: Settings) -> faust.App:
     )
     changelog = participants.changelog_topic.get_topic_name()
     store = Store(settings.database_url)
-    processor = Processor(
-        Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000, core=native_core(LIVE_STATES)
-    )
+    processor = Processor(Registry.of(store.pilot_runtimes()), grace_ms=settings.grace_seconds * 1000)
     sink = Sink(store)
     live = LiveStates(LIVE_STATES)
     source_names = set(topics.partitioned)
@@ -172,14 +174,28 @@ def create_app(settings: Settings) -> faust.App:
         the chunk's changes, so a rebuild (after a rebalance or a registry change) never sees the
         aggregates without the states or the other way round, and a batch cancelled after this is
         never applied again (its events are seen). Returns what is left to send."""
-        # The memory store's own dict, read and written directly: the table's and the store's `get`
-        # add three Python calls each.
-        outcome, changed = processor.process_chunk(participants.data.data, chunk, live)  # type: ignore[attr-defined]
+        outcome, changed = processor.process_chunk(table_dict(participants), chunk, live)
         sink.forget(outcome.erasures)
         sink.keep_texts(outcome.texts)
+        metrics.applied.inc(outcome.applied)
+        metrics.duplicates.inc(outcome.duplicates)
+        metrics.dead_letters.inc(len(outcome.dead_letters))
         return outcome, changed
 
+    async def written(call: Awaitable[None]) -> None:
+        """Awaits a call of the sink, and tells the health what it stored and what the store refused."""
+        flushes, failures = sink.flushes, sink.failures
+        try:
+            await call
+        finally:
+            health.store_written(sink.flushes - flushes, sink.failures - failures)
+
     async def process_batch(batch: Records) -> None:
+        began = time.perf_counter()
+        await apply_batch(batch)
+        metrics.batch_seconds.observe(time.perf_counter() - began)
+
+    async def apply_batch(batch: Records) -> None:
         nonlocal last_unknown_reload
         # Grouped by participant over the whole fetch: a participant's state is read, recounted and
         # written once for all of their records in it. Then applied a chunk of participants at a
@@ -187,34 +203,24 @@ def create_app(settings: Settings) -> faust.App:
         # timers), so a large fetch never holds the loop for long.
         groups = by_participant(batch)
         keys = list(groups)
-        store: dict[bytes, bytes] = participants.data.data  # type: ignore[attr-defined]
         for start in range(0, len(keys), CHUNK_PARTICIPANTS):
-            # First the participants the native core takes (all but those with an invalid record,
-            # an erasure or an event to refuse), in this turn of the loop; then the others.
-            fast, changed, rest = processor.process_fast(
-                store, groups, keys[start : start + CHUNK_PARTICIPANTS], erasure_topic
-            )
-            sink.keep_texts(fast.texts)
-            chunk = decoded_chunk(groups, rest, erasure_topic)
+            chunk = decoded_chunk(groups, keys[start : start + CHUNK_PARTICIPANTS], erasure_topic)
             now = time.monotonic()
             if now - last_unknown_reload > UNKNOWN_RELOAD_GAP and processor.registry.refers_to_unknown(chunk):
                 last_unknown_reload = now
-                # The states already written reach the changelog before the loop turns.
-                await asyncio.shield(app.send_records(changelog, changed))
-                changed = []
                 await reload_registry()
-            outcome, slow = apply(chunk)
+            outcome, changed = apply(chunk)
             forget_events(chunk)
             # To the changelog, past faust's table API, whose buffer sends one record per loop turn
             # (about 200 µs each, measured); faust flushes the producer before it commits offsets.
             # Shielded: a rebalance cancelling the batch cannot stop a state in the store from
             # reaching the changelog.
-            await asyncio.shield(app.send_records(changelog, changed + slow))
+            await asyncio.shield(app.send_records(changelog, changed))
             for value in outcome.dead_letters:
                 await dead_letters.send(key=None, value=value)
         processor.end_batch()
         # Its citizens' texts (and erasures' deletions) are stored before the batch is acknowledged.
-        await sink.store_texts(processor, active_partitions(), TEXT_RETRY)
+        await written(sink.store_texts(processor, active_partitions(), TEXT_RETRY))
 
     app.deliver_batches(source, process_batch, fetched)
 
@@ -224,7 +230,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.timer(FLUSH_EVERY)
     async def _flush() -> None:
-        await sink.flush(processor, active_partitions())
+        await written(sink.flush(processor, active_partitions()))
 
     @app.timer(COLLECT_EVERY)
     async def _collect() -> None:
@@ -242,79 +248,90 @@ def create_app(settings: Settings) -> faust.App:
         gc.freeze()
         gc.disable()
         log.info("worker %s reading %s", settings.namespace, ", ".join(sorted(source_names)))
-        if compiled(streams.processor):
-            log.info("processor compiled (build/native)")
-        else:
-            # Slower (README, Benchmarks): said at the worker's default level.
-            log.warning("processor as Python: no build of the current sources in build/native (make native)")
-        if processor.core is not None:
-            log.info("native core in use (build/native)")
-        else:
-            log.warning("no native core: every record decoded and applied in Python (make native)")
 
     return app
 
 
-async def watch(app: faust.App, settings: Settings) -> None:
-    """Restarts the worker when it stalls (see streams/watchdog.py). Runs from the start of the worker,
-    so it also sees the first recovery, which faust finishes before it starts the app's own tasks."""
+async def watch(app: faust.App, settings: Settings, health: WorkerHealth) -> None:
+    """Judges the worker's progress every few seconds, for its health (streams/health.py). Runs from
+    the start of the worker, so it also sees the first recovery, which faust finishes before it starts
+    the app's own tasks."""
     source_names = set(Topics(settings.namespace).partitioned)
     loop = asyncio.get_running_loop()
-    stall = float(settings.worker_stall_seconds)
-    recovery_watch, commit_watch = RecoveryWatch(stall), CommitWatch(stall)
-    tables: Any = app.tables
     offsets: GroupOffsets | None = None
     try:
         while True:
             await asyncio.sleep(WATCH_EVERY)
             if app.should_stop:
                 return
-            recovery = tables.recovery
-            in_recovery = bool(recovery.in_recovery)
+            remaining = recovery_remaining(app)
             generation = app.consumer_generation_id
-            progress = (recovery.active_remaining_total() if in_recovery else 0, generation)
-            if recovery_watch.stalled(time.monotonic(), in_recovery, progress):
-                restart_process(
-                    f"table recovery made no progress for {recovery_watch.stall_after:.0f} s "
-                    f"({progress[0]} changelog records still to read)"
-                )
-            if in_recovery or app.rebalancing:
-                commit_watch.reset()
+            progress = (remaining or 0, generation)
+            if health.recovery.stalled(time.monotonic(), remaining is not None, progress):
+                stall = health.recovery.stall_after
+                health.judge("recovery", f"table recovery made no progress for {stall:.0f} s "
+                             f"({progress[0]} changelog records still to read)")  # fmt: skip
+            else:
+                health.judge("recovery", None)
+            if remaining is not None or app.rebalancing:
+                health.commits.reset()
+                health.judge("commits", None)
                 continue
             actives = app.assignor.assigned_actives()
             owned = sorted((tp.topic, tp.partition) for tp in actives if tp.topic in source_names)
             try:
                 if offsets is None:
                     offsets = await loop.run_in_executor(None, GroupOffsets, settings.kafka_bootstrap, app.conf.id)
-                behind = await loop.run_in_executor(None, offsets.lagging, owned)
+                positions = await loop.run_in_executor(None, offsets.positions, owned)
             except Exception as exc:  # the broker away: no judgement, and a fresh start once it answers
-                log.info("watchdog could not read the group's offsets: %r", exc)
-                commit_watch.reset()
+                log.info("could not read the group's offsets: %r", exc)
+                health.commits.reset()
+                health.judge("commits", None)
                 continue
+            lag = health.metrics.lag
+            lag.clear()
+            for (topic, partition), (committed, end) in positions.items():
+                lag.labels(topic, str(partition)).set(max(0, end - (committed or 0)))
             if app.should_stop:
                 return
             if app.rebalancing or app.consumer_generation_id != generation:
-                commit_watch.reset()
+                health.commits.reset()
+                health.judge("commits", None)
                 continue
-            stuck = commit_watch.stalled(time.monotonic(), behind)
-            if stuck:
-                where = ", ".join(f"{name} at {behind[name][0]} of {behind[name][1]}" for name in stuck)
-                restart_process(
-                    f"committed offsets stopped for {commit_watch.stall_after:.0f} s while records waited: {where}"
-                )
+            behind = {f"{topic}/{partition}": position for (topic, partition), position in positions.items()}
+            stuck = health.commits.stalled(time.monotonic(), behind)
+            where = ", ".join(f"{name} at {behind[name][0]} of {behind[name][1]}" for name in stuck)
+            stall = health.commits.stall_after
+            problem = f"committed offsets stopped for {stall:.0f} s while records waited: {where}"
+            health.judge("commits", problem if stuck else None)
     finally:
         if offsets is not None:
             offsets.close()
 
 
 def run_worker(settings: Settings | None = None, loglevel: str = "warning") -> None:
-    """Runs one faust worker until SIGTERM or Ctrl-C."""
+    """Runs one faust worker, serving its health, until SIGTERM or Ctrl-C."""
     settings = settings or load_settings()
-    wait_until_reachable(settings.kafka_bootstrap, STARTUP_WAIT)
-    ensure_settings_topics(settings)
-    app = create_app(settings)
+    problems = integration_problems()
+    if problems:
+        # The batch delivery relies on these names; with any of them changed it would fail, or worse.
+        raise RuntimeError("the worker's faust integration does not hold:\n" + "\n".join(problems))
+    health = WorkerHealth(settings.worker_stall_seconds)
+    app = create_app(settings, health)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    loop = worker.loop
+    # Served from the start, so a supervisor sees the worker alive while it waits for Kafka.
+    _server, port = loop.run_until_complete(
+        serve_health(health, settings.worker_health_host, settings.worker_health_port)
+    )
+    where = f"http://{settings.worker_health_host}:{port}"
+    if settings.worker_health_port == 0:
+        log.warning("worker health on a free port: %s/healthz and %s/metrics", where, where)
+    else:
+        log.info("worker health: %s/healthz and %s/metrics", where, where)
+    loop.run_until_complete(asyncio.to_thread(wait_until_reachable, settings.kafka_bootstrap, STARTUP_WAIT))
+    loop.run_until_complete(asyncio.to_thread(ensure_settings_topics, settings))
     # Started on the worker's loop before the app; this frame keeps it referenced while the worker
     # runs, and the worker cancels every task left when it shuts down.
-    _watchdog = worker.loop.create_task(watch(app, settings))
+    _watching = loop.create_task(watch(app, settings, health))
     worker.execute_from_commandline()

@@ -37,9 +37,17 @@ packed into aiokafka batches, rather than through a `send` per record.
 from __future__ import annotations
 
 import asyncio
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from time import monotonic
+from types import ModuleType
 from typing import Any, ClassVar
 
 import faust
@@ -52,6 +60,156 @@ from faust.types.tuples import ack_lock
 from mode.utils.futures import notify
 
 log = logging.getLogger("rhizome.worker")
+
+#: The releases every private name below was checked against (the versions constraints.txt pins).
+CHECKED_AGAINST = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0", "mode-streaming": "0.7.1"}
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateName:
+    """A name of faust, mode or aiokafka outside their public API that this module relies on.
+
+    `owner` is "module:Class" or "module". A method we call is checked by its parameters; a method
+    whose behaviour we replace or copy, by a digest of its source as well, so that any change of it
+    upstream asks for a new look (docs/faust-integration.md says how). Any other name must exist: as
+    an attribute of the class or module, or assigned to `self` in the class's or a base's source."""
+
+    distribution: str
+    owner: str
+    name: str
+    why: str
+    parameters: tuple[str, ...] | None = None
+    source: str | None = None
+
+
+_FETCHER = "aiokafka.consumer.fetcher"
+_CONSUMER = "faust.transport.consumer:Consumer"
+_DRIVER = "faust.transport.drivers.aiokafka"
+
+#: Every private name this module uses (docs/faust-integration.md gives the reasons at length).
+PRIVATE_NAMES = (
+    PrivateName("aiokafka", f"{_FETCHER}:Fetcher", "_proc_fetch_request", "extended: marks batch records",
+                ("self", "assignment", "node_id", "request"), "59bf948fff47"),
+    PrivateName("aiokafka", f"{_FETCHER}:Fetcher", "_records", "the fetch results just stored"),
+    PrivateName("aiokafka", f"{_FETCHER}:FetchResult", "_partition_records", "a partition's records to unpack"),
+    PrivateName("aiokafka", f"{_FETCHER}:PartitionRecords", "_consumer_record", "replaced: makes our record",
+                ("self", "tp", "record"), "e668541600b0"),
+    PrivateName("aiokafka", "aiokafka.consumer.consumer:AIOKafkaConsumer", "_fetcher", "its fetcher, retyped"),
+    PrivateName("faust-streaming", f"{_DRIVER}:AIOKafkaConsumerThread", "on_start", "extended: starts the fetcher",
+                ("self",), "38b4e8bd1e10"),
+    PrivateName("faust-streaming", f"{_DRIVER}:AIOKafkaConsumerThread", "_consumer", "aiokafka's consumer"),
+    PrivateName("faust-streaming", f"{_DRIVER}:Consumer", "_new_consumer_thread", "replaced: our thread",
+                ("self",), "0870ec53dea7"),
+    PrivateName("faust-streaming", f"{_DRIVER}:Consumer", "_to_message", "other topics' records",
+                ("self", "tp", "record")),
+    PrivateName("faust-streaming", f"{_DRIVER}:Transport", "Consumer", "replaced: our consumer class"),
+    PrivateName("faust-streaming", f"{_DRIVER}:Producer", "_ensure_producer", "aiokafka's producer, for batches",
+                ("self",)),
+    PrivateName("faust-streaming", _CONSUMER, "_drain_messages", "replaced: hands over whole fetches",
+                ("self", "fetcher"), "44a2500309e8"),
+    PrivateName("faust-streaming", _CONSUMER, "_wait_next_records", "the next fetch", ("self", "timeout")),
+    PrivateName("faust-streaming", _CONSUMER, "_add_gap", "offsets a commit may pass",
+                ("self", "tp", "offset_from", "offset_to")),
+    PrivateName("faust-streaming", _CONSUMER, "ack", "copied: a partition's acks at once",
+                ("self", "message"), "5fcf41cf4515"),
+    PrivateName("faust-streaming", _CONSUMER, "_read_offset", "the read position per partition"),
+    PrivateName("faust-streaming", _CONSUMER, "_buffered_partitions", "partitions faust still delivers"),
+    PrivateName("faust-streaming", _CONSUMER, "_committed_offset", "what the commit read"),
+    PrivateName("faust-streaming", _CONSUMER, "_acked", "acknowledged offsets"),
+    PrivateName("faust-streaming", _CONSUMER, "_acked_index", "acknowledged offsets, as a set"),
+    PrivateName("faust-streaming", _CONSUMER, "_n_acked", "count of acknowledged offsets"),
+    PrivateName("faust-streaming", _CONSUMER, "_waiting_for_ack", "woken when an ack arrives"),
+    PrivateName("faust-streaming", "faust.transport.consumer", "CONSUMER_FETCHING", "the fetching flag"),
+    PrivateName("faust-streaming", "faust.types.tuples", "ack_lock", "the lock acks and commits share"),
+    PrivateName("faust-streaming", "faust.app.base:App", "_new_transport", "replaced: our transport",
+                ("self",), "42db531312dd"),
+    PrivateName("faust-streaming", "faust.stores.memory:Store", "data", "the table's dict, read directly"),
+    PrivateName("faust-streaming", "faust.tables.recovery:Recovery", "in_recovery", "health: a recovery runs"),
+    PrivateName("faust-streaming", "faust.tables.recovery:Recovery", "active_remaining_total",
+                "health: recovery's progress", ("self",)),
+    PrivateName("mode-streaming", "mode.services:Service", "_stopped", "a service's stopped event"),
+    PrivateName("mode-streaming", "mode.utils.futures", "notify", "wakes the ack waiter", ("fut", "result")),
+)  # fmt: skip
+
+
+def _source_digest(obj: Any) -> str:
+    return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:12]
+
+
+def _assigned(cls: type, name: str) -> bool:
+    """Returns True when the class, or a base, has `name`, or the module of one of them assigns it to
+    `self` (a whole module's text is searched: a class's own source takes seconds to find)."""
+    assignment = re.compile(rf"\bself\.{re.escape(name)}\s*(:[^=\n]*)?=[^=]")
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return True
+        module = inspect.getmodule(klass)
+        if module is not None and module.__name__ != "builtins" and assignment.search(_module_text(module)):
+            return True
+    return False
+
+
+@functools.cache
+def _module_text(module: ModuleType) -> str:
+    try:
+        return inspect.getsource(module)
+    except (OSError, TypeError):  # a module without source (built in, or compiled)
+        return ""
+
+
+def private_name_problem(use: PrivateName) -> str | None:
+    """Returns what changed about one private name since it was checked, or None when nothing did."""
+    module_name, _, class_name = use.owner.partition(":")
+    try:
+        owner: Any = importlib.import_module(module_name)
+        if class_name:
+            owner = getattr(owner, class_name)
+    except (ImportError, AttributeError):
+        return f"{use.owner} is gone"
+    if use.parameters is None and use.source is None:
+        found = _assigned(owner, use.name) if inspect.isclass(owner) else hasattr(owner, use.name)
+        return None if found else "is gone"
+    target = inspect.getattr_static(owner, use.name, None)
+    if isinstance(target, staticmethod | classmethod):
+        target = target.__func__
+    if not callable(target):
+        return "is gone" if target is None else "is no longer a function"
+    if use.parameters is not None and tuple(inspect.signature(target).parameters) != use.parameters:
+        got = ", ".join(inspect.signature(target).parameters)
+        return f"takes ({got}) where ({', '.join(use.parameters)}) was checked"
+    if use.source is not None and _source_digest(target) != use.source:
+        return f"changed: its source digest is {_source_digest(target)}, {use.source} was checked"
+    return None
+
+
+def integration_problems(names: Iterable[PrivateName] = PRIVATE_NAMES) -> list[str]:
+    """Returns, for each private name that is gone or changed in the installed releases, a line naming
+    it, the installed release and the one it was checked against; an empty list when all hold."""
+    problems = []
+    for use in names:
+        problem = private_name_problem(use)
+        if problem is not None:
+            installed = importlib.metadata.version(use.distribution)
+            checked = CHECKED_AGAINST[use.distribution]
+            problems.append(
+                f"{use.owner}.{use.name} ({use.why}) {problem}: {use.distribution} {installed} is installed, "
+                f"this integration was checked against {checked} (see docs/faust-integration.md)"
+            )
+    return problems
+
+
+def table_dict(table: Any) -> MutableMapping[bytes, bytes]:
+    """Returns the dict a table of the memory store keeps its values in: read and written directly,
+    as the table's and the store's `get` add three Python calls each."""
+    store: MutableMapping[bytes, bytes] = table.data.data
+    return store
+
+
+def recovery_remaining(app: faust.App) -> int | None:
+    """Returns how many changelog records the tables' recovery still has to read, None when none runs."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # faust's TableManager
+    return int(recovery.active_remaining_total()) if recovery.in_recovery else None
+
 
 #: What a batch handler receives: the records of one fetch (as its `RecordMaker` makes them), in
 #: offset order within each partition.
@@ -166,8 +324,8 @@ class BatchConsumer(aiokafka_driver.Consumer):
         if monotonic() - began > self.commit_interval or len(batch) >= self.commit_after_records:
             # The timer's commits during a long batch found nothing new to commit, and the next is up
             # to an interval away; a large batch (a backlog's fetch) is as much work to read again
-            # after a crash, done in less than the interval by the native core: commit either now,
-            # beside the next batch, rather than up to an interval later.
+            # after a crash: commit either now, beside the next batch, rather than up to an interval
+            # later.
             self.add_future(self.commit())
 
     def _made(self, app: BatchApp, tp: TP, records: list[ConsumerRecord[bytes, bytes]]) -> list[Any]:

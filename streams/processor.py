@@ -12,7 +12,7 @@ import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from operator import itemgetter, sub
 from typing import Any
 
@@ -94,28 +94,6 @@ class Registry:
         return False
 
 
-def core_registry(registry: Registry) -> list[tuple[Any, ...]]:
-    """Returns the registry as the native core takes it (`rhizome_core.Core.set_registry`): per pilot
-    (key, consent collected by the service, segments, key action, experiments), per experiment, in the
-    registry's order (key, counts, stopped at, variants, metric plans)."""
-    return [
-        (
-            key,
-            p.spec.consent == "collected_by_service",
-            list(p.spec.segments),
-            p.spec.key_action,
-            [
-                (exp_key, e.counts, e.stopped_at_ms, sorted(e.variants), [tuple(plan) for plan in e.metrics])
-                for exp_key, e in p.experiments.items()
-            ],
-        )
-        for key, p in registry.pilots.items()
-    ]
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
 def text_row(
     event_id: str,
     pilot_key: str,
@@ -125,7 +103,7 @@ def text_row(
     occurred_at: datetime,
     variants: dict[str, str],
 ) -> dict[str, Any]:
-    """A citizen's text as the sink stores it (`Outcome.texts`), from either path."""
+    """A citizen's text as the sink stores it (`Outcome.texts`)."""
     return {
         "event_id": event_id,
         "pilot_key": pilot_key,
@@ -411,60 +389,17 @@ class Processor:
         *,
         grace_ms: int,
         clock: Callable[[], float] = time.time,
-        core: Any = None,
     ) -> None:
         self.registry = registry
         self.grace_ms = grace_ms
         self.clock = clock
         self.aggregates = Aggregates()
-        #: The native fast path (`rhizome_core.Core`, streams/core), or None: see `process_fast`.
-        self.core = core
         #: The newest event time applied in each partition, per event type (= per input topic), as of
         #: the end of the previous batch; this batch's own times wait in `_arriving`.
         self.newest: dict[int, dict[str, int]] = defaultdict(dict)
         self._arriving: dict[int, dict[str, int]] = defaultdict(dict)
 
     # --- batches ------------------------------------------------------------------------------
-
-    def process_fast(
-        self,
-        states: MutableMapping[bytes, bytes],
-        groups: Mapping[bytes, list[Incoming]],
-        keys: list[bytes],
-        erasure_topic: str,
-    ) -> tuple[Outcome, list[tuple[bytes, int, bytes]], list[bytes]]:
-        """Applies, with the native core, the records of the participants `keys` (of `groups`, not
-        decoded) that it takes: those whose records are all events in canonical form that `process`
-        would apply or find duplicated, with states it reads (streams/core/src/lib.rs). Writes their
-        new states to `states` once the aggregates have their changes, as `process_chunk`. Returns the
-        outcome, the new states as changelog records, and the participants left to `process_chunk`
-        (all of them without a core)."""
-        outcome = Outcome()
-        core = self.core
-        if core is None or not keys:
-            return outcome, [], keys
-        registry = self.registry
-        if core.digest != registry.digest:
-            core.set_registry(registry.digest, core_registry(registry))
-        horizon = self.clock() * 1000 + FUTURE_SKEW_MS
-        rest, changed, deltas, texts, applied, duplicates, arriving = core.process(
-            groups, keys, states, erasure_topic, horizon, self.newest, self.grace_ms
-        )
-        add = self.aggregates.add
-        for partition, key, vec in deltas:
-            add(partition, key, vec)
-        for key, _partition, value in changed:
-            states[key] = value
-        for partition, kind, ms in arriving:
-            times = self._arriving[partition]
-            if ms > times.get(kind, 0):
-                times[kind] = ms
-        for event_id, pilot_key, participant_id, kind, text, micros, variants in texts:
-            occurred_at = _EPOCH + timedelta(microseconds=micros)
-            outcome.texts.append(text_row(event_id, pilot_key, participant_id, kind, text, occurred_at, dict(variants)))
-        outcome.applied = applied
-        outcome.duplicates = duplicates
-        return outcome, changed, rest
 
     def process_chunk(
         self, states: MutableMapping[bytes, bytes], chunk: Mapping[bytes, list[Incoming]], live: LiveStates

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from experiments.settings import load_settings
 from experiments.store import Store
@@ -21,6 +22,10 @@ from services.broker import LocalBroker
 from tests.support.ports import free_ports
 from tests.support.postgres import PostgresServer
 from tests.support.stack import Stack
+
+# Property tests check what is true, never how fast: no example fails for taking long on a busy machine.
+hypothesis_settings.register_profile("rhizome", deadline=None)
+hypothesis_settings.load_profile("rhizome")
 
 
 @pytest.fixture(scope="session")
@@ -82,7 +87,7 @@ def stack(tmp_path: Path, kafka_bootstrap: str, sqlite_url: str) -> Iterator[Sta
         yield s
     finally:
         s.stop()
-        # A watchdog restart keeps the figures exact, so the test may pass: it is shown, not hidden.
+        # A supervisor's restart keeps the figures exact, so the test may pass: it is shown, not hidden.
         if not s.expect_restarts:
             for reason in s.restarts():
-                warnings.warn(f"a worker's watchdog restarted it: {reason}", RuntimeWarning, stacklevel=1)
+                warnings.warn(f"a worker's supervisor restarted it: {reason}", RuntimeWarning, stacklevel=1)

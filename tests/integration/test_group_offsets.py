@@ -1,4 +1,4 @@
-"""The broker's view of a consumer group, which the worker's watchdog and the tests judge lag by."""
+"""The broker's view of a consumer group, which the worker's health and the tests judge lag by."""
 
 from __future__ import annotations
 

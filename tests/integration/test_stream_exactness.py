@@ -4,7 +4,6 @@ every metric type, daily adoption and citizen feedback."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,7 +14,6 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import OffsetSpec
 
 from experiments import models as m
-from experiments import native
 from experiments.specs import parse_pilot_spec
 from services.simulator.citizens import BEHAVIOURS, generate
 from services.simulator.truth import expected
@@ -77,12 +75,6 @@ def test_worker_killed_twice_with_sigkill_ends_equal_to_the_truth(stack: Stack) 
     # The records reached the processor as the worker's fetcher makes them (streams/delivery.py), not
     # through aiokafka's ConsumerRecords (what a change of aiokafka's fetcher would bring back).
     assert not any("came as ConsumerRecords" in log for log in logs)
-    # The workers ran the processor's compiled build, the one `make` makes for the suite (a worker
-    # starting from another directory or interpreter would fall back to the Python modules).
-    if not os.environ.get(native.PURE_ENV):
-        assert all("processor compiled (build/native)" in log for log in logs)
-        # And the native core (streams/core), which cargo builds beside it.
-        assert all("native core in use (build/native)" in log for log in logs)
 
 
 def test_two_workers_in_one_group_equal_one_worker_and_the_truth(stack: Stack) -> None:
@@ -153,7 +145,7 @@ BatchConsumer._ack_offsets = ack_offsets
 """
 
 
-def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends_exact(
+def test_a_partition_that_stops_committing_makes_the_worker_unhealthy_and_replaced_and_ends_exact(
     stack: Stack, tmp_path: Path
 ) -> None:
     marker = tmp_path / "acks-lost"
@@ -175,8 +167,10 @@ def test_a_partition_that_stops_committing_is_restarted_by_the_watchdog_and_ends
     stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
     assert marker.exists()  # the fault did happen
     assert_exact(stack, events, timeout=60)
+    # Replaced by its supervisor once its /healthz said why, three checks in a row.
     restarts = stack.restarts()
-    assert len(restarts) == 1 and f"{usage}/0 at 20 of " in restarts[0], restarts
+    assert len(restarts) == 1, restarts
+    assert restarts[0].startswith("unhealthy, 3 checks in a row: ") and f"{usage}/0 at 20 of " in restarts[0]
 
 
 FAIL_ONCE = """
@@ -200,30 +194,26 @@ processor.Processor.process = process
 """
 
 
-def test_a_processing_error_stops_the_worker_and_a_restarted_worker_counts_every_event(
-    stack: Stack, tmp_path: Path
-) -> None:
+def test_a_processing_error_stops_the_worker_and_its_restart_counts_every_event(stack: Stack, tmp_path: Path) -> None:
     # A batch fails half-way (some participants' deltas already in the aggregates): the worker must
-    # stop rather than skip the batch, and commit none of it, so the next run counts every event once.
+    # stop rather than skip the batch, and commit none of it, so the next run (its supervisor's
+    # restart) counts every event once.
     marker = tmp_path / "failed"
-    # The failure is injected by replacing a method of the processor, which the compiled build's own
-    # calls never see (mypyc calls a native class's methods directly): this worker runs it as Python.
-    # What is under test, how the worker stops and what it commits, is the app's (streams/app.py,
-    # delivery.py), never compiled.
-    inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker), RHIZOME_PURE_PYTHON="1")
+    inject(stack, tmp_path, FAIL_ONCE, FAIL_ONCE_AT="50", FAIL_ONCE_MARKER=str(marker))
+    stack.expect_restarts = True
     events = simulated(participants=300, seed=31)
     key = stack.apply(SPEC)
     stack.start_ingest()
-    worker = stack.start_worker()
-    stack.killed.add(worker.pid)  # its exit is the behaviour under test
-    stack.post(key, events, batch=500)
-    stack.wait(lambda: worker.poll() is not None, 120, what="the failing worker to stop")
-    assert worker.returncode != 0 and marker.exists()
-    log = next(stack.tmp.glob("worker-*.log")).read_text(errors="replace")
-    assert "injected processing failure" in log and "processor as Python" in log
     stack.start_worker()
+    stack.post(key, events, batch=500)
+    restarts = stack.wait(stack.restarts, 120, what="the failing worker to stop and be restarted")
+    assert len(restarts) == 1 and restarts[0].startswith("exited with code ") and marker.exists(), restarts
+    assert restarts[0] != "exited with code 0"
+    log = next(stack.tmp.glob("worker-*.log")).read_text(errors="replace")
+    assert "injected processing failure" in log
     stack.wait(stack.caught_up, 180, what="every partition to be committed to its end")
     assert_exact(stack, events, timeout=60)
+    assert len(stack.restarts()) == 1
 
 
 def _rewind(admin: KafkaAdminClient, group: str, parts: list[TopicPartition]) -> bool:

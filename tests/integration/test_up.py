@@ -1,8 +1,10 @@
-"""`rhizome up`: the whole platform on one machine, and Ctrl-C stops every process it started."""
+"""`rhizome up`: the whole platform on one machine, its worker supervised (restarted when it dies), and
+Ctrl-C stops every process it started."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,7 +57,26 @@ def test_ctrl_c_stops_every_process_rhizome_up_started(tmp_path: Path) -> None:
         wait_until(lambda: serving(f"http://127.0.0.1:{ingest_port}/healthz"), 180, what="ingest")
         wait_until(lambda: serving(f"http://127.0.0.1:{console_port}/_stcore/health"), 120, what="the console")
         wait_until(lambda: "Rhizome is up" in (tmp_path / "up.log").read_text(), 60, what="the banner")
+        health = re.search(r"^worker +(http://127\.0\.0\.1:\d+/healthz) ", (tmp_path / "up.log").read_text(), re.M)
+        assert health, (tmp_path / "up.log").read_text()
+        wait_until(lambda: serving(health[1]), 120, what="the worker's health")
+        metrics = httpx.get(health[1].replace("/healthz", "/metrics"), timeout=5).text
+        assert "rhizome_worker_events_applied_total" in metrics
+
+        # A worker that dies is started again by the supervisor, which says why.
+        [worker] = [p for p in psutil.Process(up.pid).children(recursive=True) if "worker" in p.cmdline()]
+        worker.kill()
+        wait_until(
+            lambda: (
+                f"supervisor: restarting worker (pid {worker.pid}) in 1.0 s: exited with code -9"
+                in (tmp_path / "up.log").read_text()
+            ),
+            60,
+            what="the supervisor to restart the worker",
+        )
+        wait_until(lambda: serving(health[1]), 120, what="the restarted worker's health")
         started = psutil.Process(up.pid).children(recursive=True)
+        assert worker.pid not in {p.pid for p in started}
         broker = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
         assert any("kafka.Kafka" in " ".join(p.cmdline()) for p in broker)
         assert len(started) >= 3  # worker, ingest, console (the broker runs in its own session)

@@ -1,5 +1,6 @@
 """The platform's processes for integration tests: ingest and workers as real subprocesses against
-the test broker and database, each test in its own topic namespace."""
+the test broker and database, each test in its own topic namespace. The workers are kept running by
+`rhizome up`'s own supervisor (services/platform.py), with a quicker restart policy."""
 
 from __future__ import annotations
 
@@ -16,12 +17,16 @@ import httpx
 
 from experiments.specs import parse_pilot_spec
 from experiments.store import Store
+from services.platform import RestartPolicy, Supervised, Supervisor
 from streams.events import GroupOffsets, Topics
-from streams.watchdog import RESTART_LOG
 from tests.support.ports import free_port
 from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+#: `rhizome up`'s policy, quicker: a check every second, the first restart after half a second.
+TEST_POLICY = RestartPolicy(check_every=1.0, backoff=0.5, backoff_max=5.0, max_restarts=3, stop_timeout=20.0)
 
 
 class ProcessDied(RuntimeError):
@@ -44,8 +49,11 @@ class Stack:
     ingest_url: str = ""
     #: Environment of every process started from now on (on top of the stack's own).
     extra_env: dict[str, str] = field(default_factory=dict)
-    #: A test that provokes watchdog restarts sets this, so they are not reported as a surprise.
+    #: A test that provokes restarts of its workers sets this, so they are not reported as a surprise.
     expect_restarts: bool = False
+    #: The workers, each kept running by `supervisor`, which logs its restarts in supervisor.log.
+    workers: list[Supervised] = field(default_factory=list)
+    supervisor: Supervisor | None = None
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -94,10 +102,28 @@ class Stack:
         wait_until(healthy, 60, what="the ingest API to answer /healthz")
         return self.ingest_url
 
-    def start_worker(self) -> subprocess.Popen[bytes]:
-        return self._spawn("worker", "worker", "--loglevel", "info")
+    def start_worker(self) -> Supervised:
+        """Starts a worker, kept running by the stack's supervisor."""
+        if self.supervisor is None:
+            log = self.tmp / "supervisor.log"
+            self.supervisor = Supervisor(TEST_POLICY, say=lambda line: _append(log, line))
+        worker = self.supervisor.start(
+            "worker",
+            [sys.executable, "-m", "services.cli", "worker", "--loglevel", "info"],
+            log=self.tmp / f"worker-{len(self.processes) + len(self.workers)}.log",
+            env=self.env(),
+            cwd=ROOT,
+        )
+        self.workers.append(worker)
+        return worker
 
-    def kill(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    def kill(self, proc: subprocess.Popen[bytes] | Supervised, sig: int = signal.SIGKILL) -> None:
+        """Stops a process on purpose: a worker's supervisor first lets it go, so it stays stopped."""
+        if isinstance(proc, Supervised):
+            assert self.supervisor is not None
+            self.supervisor.release(proc)
+            assert proc.proc is not None
+            proc = proc.proc
         self.killed.add(proc.pid)
         os.killpg(proc.pid, sig)
         proc.wait(timeout=60)
@@ -109,6 +135,8 @@ class Stack:
                 logs = sorted(self.tmp.glob(f"*-{i}.log"))
                 tail = logs[0].read_text(errors="replace").splitlines()[-25:] if logs else []
                 raise ProcessDied(f"process {proc.args} exited with {proc.returncode}:\n" + "\n".join(tail))
+        for reason in self.supervisor.gave_up() if self.supervisor is not None else []:
+            raise ProcessDied(reason)
 
     def wait(
         self, check: Callable[[], T], timeout: float = 120.0, what: str = "the condition", interval: float = 0.2
@@ -128,10 +156,11 @@ class Stack:
     def report(self) -> str:
         """The last lines of every process's log and the group's lag, for a test that timed out."""
         parts = []
-        for i, proc in enumerate(self.processes):
-            for log in sorted(self.tmp.glob(f"*-{i}.log")):
-                tail = log.read_text(errors="replace").splitlines()[-40:]
-                parts.append(f"--- {log.name} (pid {proc.pid}, exit {proc.poll()}):\n" + "\n".join(tail))
+        runs: list[subprocess.Popen[bytes] | Supervised] = [*self.processes, *self.workers]
+        for log in sorted(self.tmp.glob("*.log")):
+            tail = log.read_text(errors="replace").splitlines()[-40:]
+            parts.append(f"--- {log.name}:\n" + "\n".join(tail))
+        parts.append("--- exit codes: " + ", ".join(f"{run.pid}: {run.poll()}" for run in runs))
         try:
             parts.append(f"--- lagging partitions (committed, end): {self.lagging()}")
         except Exception as exc:  # the broker itself may be the problem
@@ -139,6 +168,8 @@ class Stack:
         return "\n".join(parts)
 
     def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         for proc in self.processes:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
@@ -150,13 +181,8 @@ class Stack:
                 proc.wait()
 
     def restarts(self) -> list[str]:
-        """Returns the reasons every worker's watchdog gave for restarting it, from the workers' logs."""
-        return [
-            line.split(RESTART_LOG, 1)[1]
-            for log in sorted(self.tmp.glob("worker-*.log"))
-            for line in log.read_text(errors="replace").splitlines()
-            if RESTART_LOG in line
-        ]
+        """Returns the reasons the supervisor gave for every restart of a worker, in order."""
+        return [r.reason for r in sorted((r for w in self.workers for r in w.restarts), key=lambda r: r.at)]
 
     def caught_up(self, offsets: GroupOffsets | None = None) -> bool:
         """Returns True when the workers' committed offsets reach the end of every event topic (read
@@ -209,3 +235,8 @@ class Stack:
                 assert r.status_code == 202, r.text
                 accepted += r.json()["accepted"]
         return accepted
+
+
+def _append(path: Path, line: str) -> None:
+    with path.open("a") as f:
+        f.write(line + "\n")

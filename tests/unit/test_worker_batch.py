@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import faust
 import orjson
 import pytest
 
@@ -20,6 +21,7 @@ from experiments.store import Store
 from streams.app import create_app
 from streams.delivery import BatchApp
 from streams.events import Topics, encode_erasure, new_event
+from streams.health import WorkerHealth
 from streams.processor import Incoming, ParticipantState
 from streams.sink import Sink
 from tests.support.records import worker_record
@@ -31,14 +33,14 @@ def record(topic: str, offset: int, event: dict[str, Any]) -> Incoming:
     return worker_record(topic, 0, offset, event["participant_id"].encode(), orjson.dumps(event))
 
 
-def worker_app(tmp_path: Path) -> tuple[BatchApp, PilotSpec]:
+def worker_app(tmp_path: Path, health: WorkerHealth | None = None) -> tuple[BatchApp, PilotSpec]:
     """The worker's app, on a store that knows the bike-share pilot."""
     settings = load_settings({"RHIZOME_STATE_DIR": str(tmp_path), "RHIZOME_NAMESPACE": "unit"})
     store = Store(settings.database_url)
     store.migrate()
     pilot = parse_pilot_spec(SPEC)
     store.apply_pilot(pilot)
-    app = create_app(settings)
+    app = create_app(settings, health)
     assert isinstance(app, BatchApp)
     return app, pilot
 
@@ -160,3 +162,54 @@ def test_a_batch_is_done_only_once_its_texts_are_stored(tmp_path: Path, monkeypa
     assert failures == [1]
     with store.session() as s:
         assert [t.text for t in s.query(m.FeedbackText).all()] == ["More bikes"]
+
+
+def test_the_metrics_count_a_batchs_events_and_the_stores_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    health = WorkerHealth(stall_after=60)
+    app, pilot = worker_app(tmp_path, health)
+    topics = Topics("unit")
+    events = consent_and_text(pilot, "idea", datetime.now(UTC) - timedelta(hours=1))
+    batch = [
+        record(topics.consent, 0, events[0]),
+        record(topics.feedback, 1, events[1]),
+        record(topics.consent, 2, events[0]),  # delivered twice
+        worker_record(topics.usage, 0, 3, b"citizen-2", b'{"type": "usage"'),  # not JSON: a dead letter
+    ]
+    write, failures = Store.write_rows, []
+
+    def fail_once(self: Store, *args: Any, **kwargs: Any) -> None:
+        if not failures:
+            failures.append(1)
+            raise OSError("the database went away")
+        write(self, *args, **kwargs)
+
+    dead: list[bytes] = []
+
+    async def send_dead_letter(self: Any, key: Any = None, value: Any = None, **_: Any) -> None:
+        dead.append(value)
+
+    monkeypatch.setattr(Store, "write_rows", fail_once)
+    monkeypatch.setattr(faust.topics.Topic, "send", send_dead_letter)
+    monkeypatch.setattr("streams.app.TEXT_RETRY", 0.01)
+
+    async def send_records(topic: str, records: list[tuple[bytes, int, bytes]]) -> None:
+        pass
+
+    async def scenario() -> None:
+        app.send_records = send_records  # type: ignore[attr-defined]
+        assert app.batch_handler is not None
+        await app.batch_handler(batch)
+
+    asyncio.run(scenario())
+    r = health.metrics.registry
+    assert len(dead) == 1
+    assert r.get_sample_value("rhizome_worker_events_applied_total") == 2
+    assert r.get_sample_value("rhizome_worker_duplicate_events_total") == 1
+    assert r.get_sample_value("rhizome_worker_dead_letters_total") == 1
+    assert r.get_sample_value("rhizome_worker_batch_seconds_count") == 1
+    # The texts' first write failed, the second went through: no longer failing.
+    assert r.get_sample_value("rhizome_worker_store_write_errors_total") == 1
+    assert (r.get_sample_value("rhizome_worker_last_flush_timestamp_seconds") or 0) > 1.7e9
+    assert health.store.failing_for(0) is None

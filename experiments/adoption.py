@@ -25,13 +25,17 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
 
+from experiments.formatting import Figure, Message
+from experiments.i18n import N_
+
 FloatArray = npt.NDArray[np.float64]
+BassProblem = Literal["few days", "no growth", "no slowing", "undetermined"]
 
 DEFAULT_LEVEL = 0.95
 FORECAST_DRAWS = 4000
@@ -92,6 +96,9 @@ class BassFit:
     residual_sd: float | None
     level: float
     error: str | None = None
+    #: Why no fit was made, in a word `explain_forecast` reads: few days, no growth, no slowing, or
+    #: undetermined (any other failure).
+    problem: BassProblem | None = None
 
     @property
     def parameters(self) -> tuple[float, float, float] | None:
@@ -133,8 +140,8 @@ class BassFit:
         )
 
 
-def _failed_fit(observations: int, level: float, error: str) -> BassFit:
-    return BassFit(None, None, None, None, observations, None, level, error)
+def _failed_fit(observations: int, level: float, error: str, problem: BassProblem = "undetermined") -> BassFit:
+    return BassFit(None, None, None, None, observations, None, level, error, problem)
 
 
 def _bass_regression_start(t: FloatArray, y: FloatArray) -> tuple[float, float, float] | None:
@@ -233,6 +240,7 @@ def fit_bass(
             observations,
             level,
             f"{observations} days of adoption data, at least {MIN_BASS_OBSERVATIONS} are needed for a forecast.",
+            "few days",
         )
     if not (np.all(np.isfinite(t)) and np.all(np.isfinite(y))):
         return _failed_fit(observations, level, "adoption data contain a missing or infinite value.")
@@ -243,7 +251,9 @@ def fit_bass(
     order = np.argsort(t)
     t, y = t[order], y[order]
     if y[-1] <= y[0]:
-        return _failed_fit(observations, level, "cumulative adopters do not grow: there is nothing to forecast.")
+        return _failed_fit(
+            observations, level, "cumulative adopters do not grow: there is nothing to forecast.", "no growth"
+        )
     seen = float(y.max())
     ceiling = math.inf if market_potential_prior is None else max(float(market_potential_prior), seen)
     starts = [(0.01, 0.1, min(2.0 * seen, ceiling))]
@@ -273,6 +283,7 @@ def fit_bass(
                 if market_potential_prior is None
                 else "wait for more days of adoption."
             ),
+            "no slowing",
         )
     standard_errors = np.sqrt(np.diag(covariance))
     if not np.all(np.isfinite(standard_errors)):
@@ -410,3 +421,123 @@ def daily_adoption(
         cumulative += new
         records.append(DailyAdoption(day, offset, active, new, active - new, cumulative))
     return tuple(records)
+
+
+#: Fewer days of adoption than this make any forecast fragile, however well the curve fits.
+TRUSTED_DAYS = 28
+#: A band whose upper end is more than this many times its lower end says little.
+WIDE_BAND = 2.0
+
+
+class ForecastReading(NamedTuple):
+    """The Bass forecast in words: what it says (`summary`), its band, and when not to trust it
+    (`cautions`, empty when nothing calls for caution). Sentences are language-neutral messages."""
+
+    summary: Message
+    cautions: tuple[Message, ...]
+
+    @property
+    def trusted(self) -> bool:
+        """Returns True when nothing calls for caution."""
+        return not self.cautions
+
+
+def peak_day(p: float, q: float) -> float:
+    """Returns the day newcomers peak under the Bass model (the curve's inflection): ln(q/p) / (p + q),
+    0 when imitation does not exceed innovation (newcomers only decline)."""
+    return math.log(q / p) / (p + q) if q > p > 0 else 0.0
+
+
+def explain_forecast(
+    fit: BassFit,
+    *,
+    pilot_age_days: float,
+    adopters: float,
+    latest_new: float,
+    horizon_days: float,
+    population: float | None = None,
+) -> ForecastReading:
+    """Returns the forecast explained: where the curve is heading and why it flattens, with its band,
+    and the reasons not to trust it (too few days, no inflection yet, a market potential held at the
+    population, a wide band)."""
+    if fit.parameters is None or fit.market_potential is None:
+        reasons = {
+            "few days": N_(
+                "No forecast yet: {days} days of adoption, the model needs at least {needed} to be fitted and "
+                "about {trusted} to be trusted."
+            ),
+            "no growth": N_("No forecast: the number of adopters does not grow, so there is nothing to project."),
+            "no slowing": N_(
+                "No forecast yet: adoption has not started slowing, so nothing says yet where it will stop. "
+                "The model needs the daily newcomers to pass their peak (or the pilot's population as a ceiling)."
+            ),
+            "undetermined": N_("No forecast: the model could not be fitted to these adoption figures."),
+        }
+        summary = Message.of(
+            reasons[fit.problem or "undetermined"],
+            days=Figure("count", pilot_age_days),
+            needed=Figure("count", MIN_BASS_OBSERVATIONS),
+            trusted=Figure("count", TRUSTED_DAYS),
+        )
+        return ForecastReading(summary, ())
+    p, q, m = fit.parameters
+    band = fit.forecast([horizon_days])
+    tomorrow = float(bass_cumulative([pilot_age_days + 1], p, q, m)[0] - bass_cumulative([pilot_age_days], p, q, m)[0])
+    summary = Message.of(
+        N_(
+            "The model expects about {total} adopters in all ({low} to {high}, {level} band of the curve), "
+            "{at_horizon} by day {horizon}. {adopters} have joined so far, {latest} on the latest day. The curve "
+            "flattens because it assumes the citizens who could adopt the service are being used up: each day "
+            "fewer are left to join, about {tomorrow} a day from now on."
+        ),
+        total=Figure("count", m),
+        low=Figure("count", fit.market_potential.low),
+        high=Figure("count", fit.market_potential.high),
+        level=Figure("share", fit.level),
+        at_horizon=Figure("count", band.adopters[0]),
+        horizon=Figure("count", horizon_days),
+        adopters=Figure("count", adopters),
+        latest=Figure("count", latest_new),
+        tomorrow=Figure("count", max(0.0, tomorrow)),
+    )
+    cautions: list[Message] = []
+    if pilot_age_days < TRUSTED_DAYS:
+        cautions.append(
+            Message.of(
+                N_("Only {days} days of adoption: with fewer than {trusted}, the forecast can still move a lot."),
+                days=Figure("count", pilot_age_days),
+                trusted=Figure("count", TRUSTED_DAYS),
+            )
+        )
+    peak = peak_day(p, q)
+    if peak > pilot_age_days:
+        cautions.append(
+            Message.of(
+                N_(
+                    "No inflection yet: the model puts the peak of newcomers on day {peak}, still to come. Until "
+                    "adoption slows, where it stops is a guess."
+                ),
+                peak=Figure("count", peak),
+            )
+        )
+    if population is not None and fit.market_potential.standard_error == 0:
+        cautions.append(
+            Message.of(
+                N_(
+                    "The total is held at the pilot's population ({population} citizens): the figures alone would "
+                    "put it higher."
+                ),
+                population=Figure("count", population),
+            )
+        )
+    low, high = band.low[0], band.high[0]
+    if math.isfinite(low) and math.isfinite(high) and high > WIDE_BAND * max(low, 1.0):
+        cautions.append(
+            Message.of(
+                N_("The band is wide ({low} to {high} adopters by day {horizon}): the figures do not settle it yet."),
+                low=Figure("count", low),
+                high=Figure("count", high),
+                horizon=Figure("count", horizon_days),
+            )
+        )
+    return ForecastReading(summary, tuple(cautions))

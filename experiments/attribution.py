@@ -46,6 +46,8 @@ MAX_EXPOSURES = 8
 #: A contribution key and its vector of sums. Keys (segmented ones take the segment as last element
 #: when applied, see `Contributions.expanded`):
 #:   ("a", experiment, metric, variant): (n, sum, sum_squares, x_sum, x_sum_squares, sum_products)
+#:   ("x", experiment, metric, variant, day): the same, of the participants first exposed that day (days
+#:                                            since 1970-01-01, event time); not segmented
 #:   ("d", day): (active, new, activated)            day: days since 1970-01-01
 #:   ("r", cohort_day, week_index): (participants,)  cohort_day: a Monday, days since epoch
 #:   ("f", experiment, variant, kind, bucket): (n, sum, sum_squares)   "" = all; not segmented
@@ -446,9 +448,12 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
             continue
         t0, variant = first
         variants[key] = variant
-        out["a", key, UNITS, variant] = UNIT
+        exposed_day = day_of(t0)
+        out["a", key, UNITS, variant] = out["x", key, UNITS, variant, exposed_day] = UNIT
         for plan in exp.metrics:
-            out["a", key, plan.key, variant] = metric_vector(plan, usage, times, t0, stop)
+            out["a", key, plan.key, variant] = out["x", key, plan.key, variant, exposed_day] = metric_vector(
+                plan, usage, times, t0, stop
+            )
 
     if usage:
         # The times are sorted, so are their days and weeks: each is new when it differs from the last.

@@ -32,6 +32,7 @@ from sqlalchemy import select
 from experiments import models as m
 from experiments.adoption import Forecast
 from experiments.decisions import Recommendation
+from experiments.i18n import localized, names
 from experiments.readmodels import catalog
 from experiments.readmodels import exposure as exposure_reads
 from experiments.readmodels import portfolio as portfolio_reads
@@ -41,8 +42,9 @@ from experiments.store import Store, StoredExperiment, StoreError, canonical_jso
 
 DecisionOutcome = Literal["go", "no-go", "iterate"]
 DECISION_OUTCOMES: tuple[DecisionOutcome, ...] = ("go", "no-go", "iterate")
-#: The version of the snapshot content's layout.
-SNAPSHOT_SCHEMA = 1
+#: The version of the snapshot content's layout: 2 keeps reasons and the scorecard's sentences
+#: language-neutral (`formatting.Message` as JSON) and the metrics' names in each language.
+SNAPSHOT_SCHEMA = 2
 #: Points of the adoption forecast drawn, from the start to `forecast_window` days.
 FORECAST_POINTS = 60
 
@@ -165,21 +167,25 @@ def snapshot_content(evaluation: Evaluation) -> dict[str, Any]:
         "as_of": _iso(ev.as_of),
         "pilot": {
             "key": pilot.key,
-            "name": str(pilot.name),
+            "name": localized(pilot.name),
             "stage": pilot.stage,
             "owner": pilot.owner,
             "next_decision": _iso(pilot.next_decision),
             "start": _iso(pilot.start),
+            "budget": pilot.budget,
+            "currency": pilot.currency,
         },
         "experiment": {
             "key": spec.key,
+            "name": names(spec),
             "status": ev.experiment.status,
-            "hypothesis": str(spec.hypothesis),
+            "hypothesis": localized(spec.hypothesis),
             "control": spec.control,
             "primary": spec.primary,
             "guardrails": [{"metric": g.metric, "tolerance": g.tolerance} for g in spec.guardrails],
             "metrics": [
-                {"key": mk.key, "type": mk.type, "higher_is_better": mk.higher_is_better} for mk in spec.metrics
+                {"key": mk.key, "type": mk.type, "higher_is_better": mk.higher_is_better, "name": names(mk)}
+                for mk in spec.metrics
             ],
             "engine": spec.analysis.engine,
             "difference": spec.analysis.difference,
@@ -196,10 +202,10 @@ def snapshot_content(evaluation: Evaluation) -> dict[str, Any]:
             "outcome": ev.recommendation.outcome,
             "variant": ev.recommendation.variant,
             "expected_days": ev.recommendation.expected_days,
-            "reasons": [r._asdict() for r in ev.recommendation.reasons],
+            "reasons": [r.to_json() for r in ev.recommendation.reasons],
         },
         "scorecard": {
-            axis.name: {"score": axis.score, "criteria": [c._asdict() for c in axis.criteria]}
+            axis.name: {"score": axis.score, "criteria": [c.to_json() for c in axis.criteria]}
             for axis in ev.evidence.scorecard
         },
         "voice": {
@@ -217,6 +223,7 @@ def snapshot_content(evaluation: Evaluation) -> dict[str, Any]:
         "adoption": {
             "active_participants": adoption.active_participants,
             "pilot_age_days": adoption.pilot_age_days,
+            "start": _iso(adoption.start),
             "cumulative_adopters": [list(p) for p in adoption.cumulative_adopters],
             "bass": None
             if fit.parameters is None

@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from experiments import models as m
 from experiments.accounts import Account, add_user, has_users
+from experiments.i18n import N_
 from experiments.store import Store, StoreError
 
 #: What the sign-in page tells the operator of a store without accounts.
-FIRST_ACCOUNT_HELP = (
+FIRST_ACCOUNT_HELP = N_(
     "No console account exists yet. Create the first one on the machine that runs Rhizome:\n\n"
     "    rhizome users add NAME --role admin\n\n"
     "then sign in here with that name and password."

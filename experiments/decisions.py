@@ -68,8 +68,11 @@ from typing import Literal, NamedTuple, Protocol
 
 from scipy import stats
 
+from experiments import formatting as fmt
+from experiments.formatting import Figure, Message
+from experiments.i18n import N_, Nn_, names
 from experiments.registry import AnalysisPlan, ExperimentSpec, Guardrail, MetricSpec, PilotSpec, RelativeInterval
-from experiments.scorecard import Criterion, Scorecard
+from experiments.scorecard import Criterion, Scorecard, criterion_figure
 from experiments.stats.config import GBSTATS_RELATIVE_SE_LIMIT
 from experiments.stats.power import days_to_reach
 
@@ -81,8 +84,8 @@ PrimaryJudgement = Literal["better", "worse", "not worth it", "inconclusive", "u
 OUTCOME_PRECEDENCE: tuple[Outcome, ...] = ("go", "keep running", "iterate", "no-go")
 #: How a reason names the interval of a relative difference.
 RELATIVE_INTERVAL_NAMES: dict[RelativeInterval, str] = {
-    "log": "the Fieller method",
-    "gbstats": "the gbstats delta method",
+    "log": N_("the Fieller method"),
+    "gbstats": N_("the gbstats delta method"),
 }
 
 
@@ -117,7 +120,9 @@ class Reason(NamedTuple):
     """Why the recommendation is what it is, in words a board member reads.
 
     `threshold`, `observed` and `interval` are on the comparison's scale (the raw effect, not
-    flipped for lower-is-better metrics), so the console can draw them on one axis.
+    flipped for lower-is-better metrics), so the console can draw them on one axis. `message` is the
+    sentence, kept language-neutral (`formatting.Message`): the page and the report write it in the
+    reader's language.
     """
 
     kind: ReasonKind
@@ -126,7 +131,16 @@ class Reason(NamedTuple):
     threshold: float | None
     observed: float | None
     interval: tuple[float, float] | None
-    text: str
+    message: Message
+
+    @property
+    def text(self) -> str:
+        """Returns the sentence in English (logs, the command line, tests)."""
+        return fmt.english(self.message)
+
+    def to_json(self) -> dict[str, object]:
+        """Returns the reason as a snapshot stores it (the message as JSON)."""
+        return {**self._asdict(), "message": self.message.to_json()}
 
 
 class Recommendation(NamedTuple):
@@ -175,27 +189,20 @@ def _evidence(row: ComparisonRow, metric: MetricSpec) -> _Evidence | None:
     return _Evidence(*raw, -row.effect, -row.ci_high, -row.ci_low, chance)
 
 
-def _percent(share: float, decimals: int = 1, sign: str = "") -> str:
-    """Returns a share as a percentage the way the lab writes it: 0.081 -> "8.1 %"."""
-    return f"{share * 100:{sign}.{decimals}f} %"
-
-
-def _signed(value: float, plan: AnalysisPlan) -> str:
+def _signed(value: float, plan: AnalysisPlan) -> Figure:
     """Returns an effect as a board member reads it: "+8.1 %" (relative) or "+0.012" (absolute)."""
-    if plan.difference == "relative":
-        return _percent(value, sign="+")
-    return f"{value:+.4g}"
+    return fmt.effect_figure(value, plan.difference)
 
 
-def _amount(value: float, plan: AnalysisPlan) -> str:
+def _amount(value: float, plan: AnalysisPlan) -> Figure:
     """Returns a size without sign on the experiment's scale: "2.0 %" (relative) or "0.02" (absolute)."""
-    return _percent(value) if plan.difference == "relative" else f"{value:.4g}"
+    return Figure("share", abs(value), 1) if plan.difference == "relative" else Figure("significant", abs(value))
 
 
-def _threshold(value: float, plan: AnalysisPlan) -> str:
+def _threshold(value: float, plan: AnalysisPlan) -> Figure:
     """Returns a threshold as written in the rules: signed, but a plain "0 %" (or "0") for zero."""
     if value == 0:
-        return "0 %" if plan.difference == "relative" else "0"
+        return Figure("share", 0.0, 0) if plan.difference == "relative" else Figure("count", 0)
     return _signed(value, plan)
 
 
@@ -204,37 +211,55 @@ def _raw(value: float, metric: MetricSpec) -> float:
     return value if metric.higher_is_better else -value
 
 
-def _observation(evidence: _Evidence, experiment: ExperimentSpec, metric: MetricSpec) -> str:
+def _metric(metric: MetricSpec) -> Figure:
+    """Returns the metric's name as a figure, in each language."""
+    return fmt.spec_label(names(metric))
+
+
+def _observation(evidence: _Evidence, experiment: ExperimentSpec, metric: MetricSpec) -> Message:
     """Returns "+8.1 % (95 % interval +1.2 % to +15.0 %)", with the chance of beating the control
     under the Bayesian engine and a note when lower is better."""
     plan = experiment.analysis
-    kind = {"frequentist": "interval", "sequential": "always-valid interval", "bayesian": "credible interval"}
     low, high = evidence.raw_interval
-    interval = f"{_percent(1 - plan.alpha, 0)} {kind[plan.engine]} {_signed(low, plan)} to {_signed(high, plan)}"
-    if plan.difference == "relative":
-        interval += f" by {RELATIVE_INTERVAL_NAMES[plan.relative_interval]}"
-    notes = [interval]
-    if evidence.chance_better is not None:
-        notes.append(f"{_percent(evidence.chance_better)} chance to beat {experiment.control}")
-    if not metric.higher_is_better:
-        notes.append("lower is better")
-    return f"{_signed(evidence.raw_effect, plan)} ({'; '.join(notes)})"
+    return fmt.observation(
+        evidence.raw_effect,
+        low,
+        high,
+        difference=plan.difference,
+        alpha=plan.alpha,
+        engine=plan.engine,
+        control=experiment.control,
+        chance_better=evidence.chance_better,
+        higher_is_better=metric.higher_is_better,
+        method=RELATIVE_INTERVAL_NAMES[plan.relative_interval] if plan.difference == "relative" else None,
+    )
 
 
 def _error_reason(
-    row: ComparisonRow | None, metric: str, variant: str, experiment: ExperimentSpec, role: str
+    row: ComparisonRow | None, metric: MetricSpec, variant: str, experiment: ExperimentSpec, role: str
 ) -> Reason:
     """Returns the reason saying a comparison the decision needs could not be computed."""
-    cause = "no result was computed" if row is None else f"it could not be computed ({row.error})"
-    return Reason(
-        "error",
-        metric,
-        variant,
-        None,
-        None,
-        None,
-        f"{metric} ({role}): {variant} vs {experiment.control}: {cause}, so it cannot support a decision.",
-    )
+    figures = {
+        "metric": _metric(metric),
+        "role": fmt.words(fmt.ROLES[role]),
+        "variant": fmt.text(variant),
+        "control": fmt.text(experiment.control),
+    }
+    if row is None:
+        message = Message.of(
+            N_("{metric} ({role}): {variant} vs {control}: no result was computed, so it cannot support a decision."),
+            **figures,
+        )
+    else:
+        message = Message.of(
+            N_(
+                "{metric} ({role}): {variant} vs {control}: it could not be computed ({error}), so it cannot "
+                "support a decision."
+            ),
+            error=fmt.text(str(row.error)),
+            **figures,
+        )
+    return Reason("error", metric.key, variant, None, None, None, message)
 
 
 def _ratio_relative_se(evidence: _Evidence, plan: AnalysisPlan) -> float:
@@ -259,21 +284,24 @@ def _uncalibrated(
     relative_se = _ratio_relative_se(evidence, plan)
     if relative_se <= GBSTATS_RELATIVE_SE_LIMIT:
         return None
-    precision = "not known" if math.isinf(relative_se) else f"{_percent(relative_se)}"
-    return Reason(
-        "error",
-        metric.key,
-        variant,
-        None,
-        None,
-        None,
-        f"{metric.key} ({role}): {variant} vs {experiment.control} {_observation(evidence, experiment, metric)}: "
-        f"the relative standard error of this ratio is {precision}, above the "
-        f"{_percent(GBSTATS_RELATIVE_SE_LIMIT, 0)} up to which the calibration of the gbstats interval is shown. "
-        "Less precise, it calls a treatment worse more often than alpha allows, and better less often, so it "
-        "cannot support a decision: pre-register relative_interval: log (the Fieller method, calibrated at "
-        "every sample size), or analyse the absolute difference.",
+    precision = fmt.words(N_("not known")) if math.isinf(relative_se) else Figure("share", relative_se, 1)
+    message = Message.of(
+        N_(
+            "{metric} ({role}): {variant} vs {control} {observed}: the relative standard error of this ratio is "
+            "{precision}, above the {limit} up to which the calibration of the gbstats interval is shown. Less "
+            "precise, it calls a treatment worse more often than alpha allows, and better less often, so it cannot "
+            "support a decision: pre-register relative_interval: log (the Fieller method, calibrated at every "
+            "sample size), or analyse the absolute difference."
+        ),
+        metric=_metric(metric),
+        role=fmt.words(fmt.ROLES[role]),
+        variant=fmt.text(variant),
+        control=fmt.text(experiment.control),
+        observed=fmt.sentence(_observation(evidence, experiment, metric)),
+        precision=precision,
+        limit=Figure("share", GBSTATS_RELATIVE_SE_LIMIT, 0),
     )
+    return Reason("error", metric.key, variant, None, None, None, message)
 
 
 def _survives_correction(row: ComparisonRow, plan: AnalysisPlan) -> bool:
@@ -294,14 +322,18 @@ def _judge_primary(
     metric = experiment.metric(experiment.primary)
     evidence = None if row is None else _evidence(row, metric)
     if row is None or evidence is None:
-        return "unjudged", _error_reason(row, metric.key, variant, experiment, "primary")
+        return "unjudged", _error_reason(row, metric, variant, experiment, "primary")
     refusal = _uncalibrated(evidence, metric, variant, experiment, "primary")
     if refusal is not None:
         return "unjudged", refusal
     plan = experiment.analysis
-    required = f"the minimum effect of {_threshold(_raw(minimum_effect, metric), plan)} required for go"
-    observed = _observation(evidence, experiment, metric)
-    versus = f"{metric.key}: {variant} vs {experiment.control} {observed}"
+    figures = {
+        "metric": _metric(metric),
+        "variant": fmt.text(variant),
+        "control": fmt.text(experiment.control),
+        "observed": fmt.sentence(_observation(evidence, experiment, metric)),
+        "threshold": _threshold(_raw(minimum_effect, metric), plan),
+    }
     judgement: PrimaryJudgement
     if plan.engine == "bayesian" and evidence.chance_better is not None:
         better = evidence.chance_better >= 1 - plan.alpha and evidence.effect >= minimum_effect
@@ -311,20 +343,56 @@ def _judge_primary(
         worse = evidence.high < 0 and _survives_correction(row, plan)
     if better:
         judgement = "better"
-        side = "above" if metric.higher_is_better else "below"
-        text = f"{metric.key}: {variant} beats {experiment.control} by {observed}, {side} {required}."
+        template = (
+            N_(
+                "{metric}: {variant} beats {control} by {observed}, above the minimum effect of {threshold} "
+                "required for go."
+            )
+            if metric.higher_is_better
+            else N_(
+                "{metric}: {variant} beats {control} by {observed}, below the minimum effect of {threshold} "
+                "required for go."
+            )
+        )
+        message = Message.of(template, **figures)
     elif worse:
         judgement = "worse"
-        text = f"{versus}: significantly worse than {experiment.control}."
+        message = Message.of(
+            N_("{metric}: {variant} vs {control} {observed}: significantly worse than {control}."), **figures
+        )
     elif plan_reached and evidence.high < minimum_effect:
         judgement = "not worth it"
-        text = f"{versus}: with the planned sample reached, the whole interval falls short of {required}."
+        message = Message.of(
+            N_(
+                "{metric}: {variant} vs {control} {observed}: with the planned sample reached, the whole interval "
+                "falls short of the minimum effect of {threshold} required for go."
+            ),
+            **figures,
+        )
     else:
         judgement = "inconclusive"
-        text = f"{versus}: not conclusive yet against {required}"
         if plan.engine != "bayesian" and not _survives_correction(row, plan):
-            text += f" (the {plan.correction}-adjusted p-value {row.adjusted_p_value:.3g} is not below {plan.alpha:g})"
-        text += "."
+            message = Message.of(
+                N_(
+                    "{metric}: {variant} vs {control} {observed}: not conclusive yet against the minimum effect of "
+                    "{threshold} required for go (corrected for multiple comparisons ({correction}), its p-value "
+                    "{p_value} is not below {alpha})."
+                ),
+                correction=fmt.text(
+                    plan.correction.upper() if plan.correction == "bh" else plan.correction.capitalize()
+                ),
+                p_value=Figure("p_value", row.adjusted_p_value),
+                alpha=Figure("number", plan.alpha, 3),
+                **figures,
+            )
+        else:
+            message = Message.of(
+                N_(
+                    "{metric}: {variant} vs {control} {observed}: not conclusive yet against the minimum effect of "
+                    "{threshold} required for go."
+                ),
+                **figures,
+            )
     reason = Reason(
         "primary",
         metric.key,
@@ -332,7 +400,7 @@ def _judge_primary(
         _raw(minimum_effect, metric),
         evidence.raw_effect,
         evidence.raw_interval,
-        text,
+        message,
     )
     return judgement, reason
 
@@ -353,26 +421,36 @@ def _judge_guardrail(
     metric = experiment.metric(guardrail.metric)
     evidence = None if row is None else _evidence(row, metric)
     if row is None or evidence is None:
-        return None, _error_reason(row, metric.key, variant, experiment, "guardrail")
+        return None, _error_reason(row, metric, variant, experiment, "guardrail")
     refusal = _uncalibrated(evidence, metric, variant, experiment, "guardrail")
     if refusal is not None:
         return None, refusal
     plan = experiment.analysis
     bound = -guardrail.tolerance
-    tolerance = f"the tolerance of {_amount(guardrail.tolerance, plan)}"
+    tolerance = _amount(guardrail.tolerance, plan)
     if plan.engine == "bayesian":
         chance = _chance_beyond(evidence, bound, plan.alpha)
         vetoed = chance >= 1 - plan.alpha
-        degradation = f"{_percent(chance)} chance of a degradation beyond {tolerance}"
+        degradation = Message.of(
+            N_("{chance} chance of a degradation beyond the tolerance of {tolerance}"),
+            chance=Figure("share", chance, 1),
+            tolerance=tolerance,
+        )
     else:
         vetoed = evidence.high < bound
-        degradation = f"the whole interval is beyond {tolerance}"
+        degradation = Message.of(N_("the whole interval is beyond the tolerance of {tolerance}"), tolerance=tolerance)
     if vetoed:
-        verdict = f"significantly degraded ({degradation}), which blocks go"
+        verdict = Message.of(
+            N_("significantly degraded ({degradation}), which blocks go"), degradation=fmt.sentence(degradation)
+        )
+    elif plan.engine == "bayesian":
+        verdict = Message.of(
+            N_("no significant degradation beyond the tolerance of {tolerance} ({degradation})"),
+            tolerance=tolerance,
+            degradation=fmt.sentence(degradation),
+        )
     else:
-        verdict = f"no significant degradation beyond {tolerance}"
-        if plan.engine == "bayesian":
-            verdict += f" ({degradation})"
+        verdict = Message.of(N_("no significant degradation beyond the tolerance of {tolerance}"), tolerance=tolerance)
     reason = Reason(
         "guardrail",
         metric.key,
@@ -380,8 +458,14 @@ def _judge_guardrail(
         _raw(bound, metric),
         evidence.raw_effect,
         evidence.raw_interval,
-        f"{metric.key} (guardrail): {variant} vs {experiment.control} "
-        f"{_observation(evidence, experiment, metric)}: {verdict}.",
+        Message.of(
+            N_("{metric} (guardrail): {variant} vs {control} {observed}: {verdict}."),
+            metric=_metric(metric),
+            variant=fmt.text(variant),
+            control=fmt.text(experiment.control),
+            observed=fmt.sentence(_observation(evidence, experiment, metric)),
+            verdict=fmt.sentence(verdict),
+        ),
     )
     return vetoed, reason
 
@@ -425,8 +509,11 @@ def _judge_treatment(
 
 def _srm_reason(units: Mapping[str, int], experiment: ExperimentSpec) -> Reason:
     """Returns the blocking reason of a sample ratio mismatch (rule 4)."""
-    observed = ", ".join(f"{variant} {units.get(variant, 0):,}" for variant, _ in experiment.variants)
-    planned = " / ".join(_percent(weight, 0) for _, weight in experiment.variants)
+    observed = [
+        Message.of(N_("{variant} {n}"), variant=fmt.text(variant), n=Figure("count", units.get(variant, 0)))
+        for variant, _ in experiment.variants
+    ]
+    planned = [Message.of(N_("{share}"), share=Figure("share", weight)) for _, weight in experiment.variants]
     return Reason(
         "srm",
         None,
@@ -434,44 +521,92 @@ def _srm_reason(units: Mapping[str, int], experiment: ExperimentSpec) -> Reason:
         None,
         None,
         None,
-        f"Sample ratio mismatch: the participants per variant ({observed}) do not match the planned "
-        f"split ({planned}). Assignment or logging is broken, so no comparison can be trusted: "
-        "investigate, fix and restart the experiment.",
+        Message.of(
+            N_(
+                "Sample ratio mismatch: the participants per variant ({observed}) do not match the planned split "
+                "({planned}). Assignment or logging is broken, so no comparison can be trusted: investigate, fix "
+                "and restart the experiment."
+            ),
+            observed=fmt.sentences(observed, ", "),
+            planned=fmt.sentences(planned, " / "),
+        ),
     )
 
 
 def _plan_progress(
-    experiment: ExperimentSpec, units: Mapping[str, int], units_per_day: float, days_running: float | None
+    experiment: ExperimentSpec, units: Mapping[str, int], units_per_day: float | None, days_running: float | None
 ) -> _PlanProgress:
     """Returns whether the planned sample (or duration) is reached and the days still needed (rule 7)."""
     exposed = sum(units.values())
     if experiment.planned_sample is not None:
         planned = experiment.planned_sample
         reached = exposed >= planned
-        expected = None if reached else days_to_reach(planned, exposed, units_per_day)
-        text = f"{exposed:,} of {planned:,} planned participants exposed"
-        if planned > 0:
-            text += f" ({_percent(exposed / planned, 0)})"
+        expected = None if reached or units_per_day is None else days_to_reach(planned, exposed, units_per_day)
+        figures = {
+            "exposed": Figure("count", exposed),
+            "planned": Figure("count", planned),
+            "share": Figure("share", exposed / planned if planned > 0 else None),
+        }
         if reached:
-            text += ": the planned sample is reached and the analysis is final."
+            message = Message.of(
+                N_(
+                    "{exposed} of {planned} planned participants exposed ({share}): the planned sample is reached "
+                    "and the analysis is final."
+                ),
+                **figures,
+            )
+        elif units_per_day is None:
+            message = Message.of(
+                N_(
+                    "{exposed} of {planned} planned participants exposed ({share}): not enough days of first "
+                    "exposures yet to measure the pace, so it cannot be said when it will be reached."
+                ),
+                **figures,
+            )
         elif expected is None:
-            text += ": nobody is being exposed at the moment, so it cannot be said when it will be reached."
+            message = Message.of(
+                N_(
+                    "{exposed} of {planned} planned participants exposed ({share}): nobody is being exposed at the "
+                    "moment, so it cannot be said when it will be reached."
+                ),
+                **figures,
+            )
         else:
-            text += f"; at {units_per_day:,.0f} a day, about {math.ceil(expected)} more days are needed."
-        return _PlanProgress(reached, expected, Reason("sample", None, None, planned, exposed, None, text))
+            message = Message.of(
+                Nn_(
+                    "{exposed} of {planned} planned participants exposed ({share}); at {rate} a day (over the last "
+                    "days of first exposures), about {n} more day is needed.",
+                    "{exposed} of {planned} planned participants exposed ({share}); at {rate} a day (over the last "
+                    "days of first exposures), about {n} more days are needed.",
+                ),
+                rate=Figure("significant", units_per_day),
+                n=Figure("count", math.ceil(expected)),
+                **figures,
+            )
+        return _PlanProgress(reached, expected, Reason("sample", None, None, planned, exposed, None, message))
     if experiment.planned_days is not None and days_running is not None:
         planned_days = experiment.planned_days
         reached = days_running >= planned_days
         remaining = planned_days - days_running
-        text = f"{days_running:,.0f} of {planned_days} planned days run"
+        figures = {"run": Figure("count", math.floor(days_running)), "planned": Figure("count", planned_days)}
         if reached:
-            text += ": the planned duration is reached and the analysis is final."
+            message = Message.of(
+                N_("{run} of {planned} planned days run: the planned duration is reached and the analysis is final."),
+                **figures,
+            )
         else:
-            text += f"; {math.ceil(remaining)} more days are needed."
+            message = Message.of(
+                Nn_(
+                    "{run} of {planned} planned days run; {n} more day is needed.",
+                    "{run} of {planned} planned days run; {n} more days are needed.",
+                ),
+                n=Figure("count", math.ceil(remaining)),
+                **figures,
+            )
         return _PlanProgress(
             reached,
             None if reached else remaining,
-            Reason("sample", None, None, planned_days, days_running, None, text),
+            Reason("sample", None, None, planned_days, days_running, None, message),
         )
     return _PlanProgress(
         False,
@@ -483,8 +618,13 @@ def _plan_progress(
             None,
             float(exposed),
             None,
-            f"{exposed:,} participants exposed; no planned sample (nor duration with the days run) "
-            "is known, so the experiment runs until its evidence is conclusive.",
+            Message.of(
+                N_(
+                    "{exposed} participants exposed; no planned sample (nor duration with the days run) is known, "
+                    "so the experiment runs until its evidence is conclusive."
+                ),
+                exposed=Figure("count", exposed),
+            ),
         ),
     )
 
@@ -503,47 +643,46 @@ def _combine(verdicts: Sequence[_TreatmentVerdict]) -> tuple[Outcome, str | None
 
 def _criterion_reason(criterion: Criterion) -> Reason:
     """Returns the reason a scorecard criterion with a target is missed or cannot be checked."""
-    target = f"{'at least' if criterion.comparison == '>=' else 'at most'} {criterion.target:,.4g}"
+    bound = N_("at least {target}") if criterion.comparison == ">=" else N_("at most {target}")
+    figures = {
+        "axis": fmt.words(fmt.AXES[criterion.axis]),
+        "label": fmt.sentence(criterion.label),
+        "target": fmt.sentence(Message.of(bound, target=criterion_figure(criterion, criterion.target))),
+        "detail": fmt.sentence(criterion.detail),
+    }
     if criterion.observed is None:
-        found = f"no data to check the target of {target} ({criterion.detail})"
+        message = Message.of(N_("{axis}, {label}: no data to check the target of {target} ({detail})"), **figures)
     else:
-        found = f"{criterion.observed:,.4g} against a target of {target}: missed ({criterion.detail})"
-    return Reason(
-        "scorecard",
-        criterion.key,
-        None,
-        criterion.target,
-        criterion.observed,
-        None,
-        f"{criterion.axis.capitalize()}, {criterion.label}: {found}",
-    )
+        message = Message.of(
+            N_("{axis}, {label}: {observed} against a target of {target}: missed ({detail})"),
+            observed=criterion_figure(criterion, criterion.observed),
+            **figures,
+        )
+    return Reason("scorecard", criterion.key, None, criterion.target, criterion.observed, None, message)
 
 
 def _scorecard_reasons(scorecard: Scorecard | None) -> tuple[bool, tuple[Reason, ...]]:
     """Returns whether the scorecard allows go (rule 6) and the reasons naming each unmet target."""
     if scorecard is None:
-        return True, (
-            Reason(
-                "scorecard",
-                None,
-                None,
-                None,
-                None,
-                None,
-                "The scorecard was not assessed: the economic, social and human targets were not checked.",
-            ),
+        message = Message.of(
+            N_("The scorecard was not assessed: the economic, social and human targets were not checked.")
         )
+        return True, (Reason("scorecard", None, None, None, None, None, message),)
     unmet = scorecard.unmet
     if unmet:
         return False, tuple(_criterion_reason(c) for c in unmet)
     targets = sum(c.target is not None for c in scorecard.criteria)
     if targets == 0:
-        text = "The scorecard sets no economic, social or human target."
-    elif targets == 1:
-        text = "The one scorecard target is met."
+        message = Message.of(N_("The scorecard sets no economic, social or human target."))
     else:
-        text = f"All {targets} scorecard targets (economic, social, human) are met."
-    return True, (Reason("scorecard", None, None, None, None, None, text),)
+        message = Message.of(
+            Nn_(
+                "The one scorecard target is met.",
+                "All {n} scorecard targets (economic, social, human) are met.",
+            ),
+            n=Figure("count", targets),
+        )
+    return True, (Reason("scorecard", None, None, None, None, None, message),)
 
 
 def _too_early(
@@ -568,13 +707,16 @@ def _too_early(
 
 
 def _peeking_reason(experiment: ExperimentSpec) -> Reason:
-    text = (
-        f"The analysis is fixed-horizon (engine: {experiment.analysis.engine}): its intervals and p-values hold "
-        "only at the planned sample. Deciding earlier, on a result that can still move, would raise the chance "
-        "of a false discovery far above alpha (about 29 % instead of 5 % when looking after every batch). Keep "
-        "running to the planned sample, or pre-register the sequential engine to decide early."
+    message = Message.of(
+        N_(
+            "The analysis is fixed-horizon ({engine}): its intervals and p-values hold only at the planned sample. "
+            "Deciding earlier, on a result that can still move, would raise the chance of a false discovery far "
+            "above alpha (about 29 % instead of 5 % when looking after every batch). Keep running to the planned "
+            "sample, or pre-register the sequential engine to decide early."
+        ),
+        engine=fmt.words(fmt.ENGINES[experiment.analysis.engine]),
     )
-    return Reason("sample", None, None, None, None, None, text)
+    return Reason("sample", None, None, None, None, None, message)
 
 
 def recommend(
@@ -583,7 +725,7 @@ def recommend(
     comparisons: Sequence[ComparisonRow],
     *,
     units: Mapping[str, int],
-    units_per_day: float,
+    units_per_day: float | None,
     srm_mismatch: bool,
     scorecard: Scorecard | None,
     days_running: float | None = None,
@@ -591,9 +733,9 @@ def recommend(
     """Returns the recommendation to the board for one experiment of a pilot, with every reason.
 
     `comparisons` are the stats engine's rows for this experiment; `units` the exposed participants
-    per variant, `units_per_day` the recent exposure rate across variants; `days_running` the days
-    since the experiment started (used when the plan is a duration). See the module docstring for
-    the rules.
+    per variant, `units_per_day` the recent exposure rate across variants (None: not measured yet);
+    `days_running` the days since the experiment started (used when the plan is a duration). See the
+    module docstring for the rules.
     """
     rows = {(row.metric, row.variant): row for row in comparisons}
     progress = _plan_progress(experiment, units, units_per_day, days_running)

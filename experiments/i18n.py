@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -83,3 +84,69 @@ def translations(language: Language, domain: Domain) -> Translations:
     write_mo(compiled, catalog)
     compiled.seek(0)
     return Translations(compiled, domain=domain)
+
+
+def N_(message: str) -> str:  # noqa: N802 - the name gettext's tools look for
+    """Returns the message unchanged: marks a text for extraction, translated later where it is shown."""
+    return message
+
+
+def Nn_(singular: str, plural: str) -> tuple[str, str]:  # noqa: N802 - as N_, for a text with a plural
+    """Returns the singular and plural unchanged: marks a text with a plural for extraction."""
+    return singular, plural
+
+
+def translate(language: Language, message: str) -> str:
+    """Returns the message in the language (the `console` catalog)."""
+    return translations(language, "console").gettext(message)
+
+
+def translate_plural(language: Language, singular: str, plural: str, n: int) -> str:
+    """Returns the form of the message the language uses for n (the `console` catalog)."""
+    return translations(language, "console").ngettext(singular, plural, n)
+
+
+def spec_text(value: object, language: Language) -> str:
+    """Returns a text of a pilot spec (a name, a description, a hypothesis) in the language.
+
+    A text written in one language only is a plain string, shown as written; a text written in both
+    carries `.text(language)`."""
+    if isinstance(value, str):
+        return value
+    text = getattr(value, "text", None)
+    return str(text(language)) if callable(text) else str(value)
+
+
+def name_of(item: object, language: Language) -> str:
+    """Returns the name of a spec's item (an experiment, a metric) in the language, its key when the spec
+    gives it none."""
+    label = getattr(item, "label", None)
+    if callable(label):
+        return str(label(language))
+    return str(getattr(item, "key", item))
+
+
+def localized(value: object) -> dict[Language, str]:
+    """Returns a spec's text in each language (what a snapshot keeps, so its report can be written in either)."""
+    return {language: spec_text(value, language) for language in LANGUAGES}
+
+
+def names(item: object) -> dict[Language, str]:
+    """Returns an item's name in each language (see `name_of`)."""
+    return {language: name_of(item, language) for language in LANGUAGES}
+
+
+def translator(language: Language) -> Callable[[str], str]:
+    """Returns the function that translates a message into the language (bound as `_` where texts are written)."""
+    return translations(language, "console").gettext
+
+
+def plural_translator(language: Language) -> Callable[[str, str, int], str]:
+    """Returns the function that gives the form of a message the language uses for n (bound as `ngettext`)."""
+    return translations(language, "console").ngettext
+
+
+def description_of(item: object, language: Language) -> str:
+    """Returns what a spec's item (a metric, an experiment) measures or is, in the language ("" when the
+    spec says nothing)."""
+    return spec_text(getattr(item, "description", "") or "", language)

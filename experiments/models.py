@@ -132,18 +132,19 @@ class Aggregate(Base):
     updated_at: Mapped[datetime]
 
 
-class AggregateHistory(Base):
-    """The partition's cumulative statistics at the end of each hour (segment "" only), so the
-    console can draw intervals over time. Total at hour h = sum over partitions of each
-    partition's latest row at or before h."""
+class ExposureDay(Base):
+    """Per-partition sufficient statistics of the participants first exposed to an experiment on one day
+    (event time, UTC), segment "" only: the experiment's history by the days its participants came, so
+    that a backlog processed in an hour shows as the days it covers. Their sum over days is the
+    `Aggregate` of everyone; the sum up to a day, the statistics of the participants exposed by then."""
 
-    __tablename__ = "aggregate_history"
+    __tablename__ = "exposure_days"
 
     experiment_key: Mapped[str] = mapped_column(String(KEY), primary_key=True)
     metric: Mapped[str] = mapped_column(String(KEY), primary_key=True)
     variant: Mapped[str] = mapped_column(String(KEY), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     partition: Mapped[int] = mapped_column(Integer, primary_key=True)
-    hour: Mapped[datetime] = mapped_column(primary_key=True)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
     sum: Mapped[float] = mapped_column(Float, default=0.0)
     sum_squares: Mapped[float] = mapped_column(Float, default=0.0)
@@ -284,6 +285,8 @@ class User(Base):
     #: The generation of the account's console sessions: signing out, or a new password, moves it on,
     #: and every session cookie of an earlier generation is refused from then on.
     session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The language the account reads the console in ("fr", "en"); None until it chooses.
+    language: Mapped[str | None] = mapped_column(String(8), nullable=True)
 
 
 class SignInThrottle(Base):

@@ -21,10 +21,14 @@ target without data counting as not met; None when the axis has no target at all
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, NamedTuple
 
-from experiments.adoption import BassFit, fit_bass
+from experiments import formatting as fmt
+from experiments.adoption import BassFit, explain_forecast, fit_bass
 from experiments.feedback import VoiceSummary
+from experiments.formatting import Figure, Message
+from experiments.i18n import N_
 from experiments.registry import PilotSpec
 
 Axis = Literal["economic", "social", "human"]
@@ -47,21 +51,42 @@ class AdoptionSummary:
     active_participants: int
     pilot_age_days: float
     cumulative_adopters: tuple[tuple[float, int], ...] = ()
+    #: The day the days of `cumulative_adopters` are counted from.
+    start: date | None = None
     active_by_district: tuple[tuple[str, int], ...] = ()
     active_by_segment: tuple[tuple[str, str, int], ...] = ()
 
 
 class Criterion(NamedTuple):
-    """One line of the scorecard: what was observed against the pre-registered target."""
+    """One line of the scorecard: what was observed against the pre-registered target.
+
+    `label` and `detail` are sentences kept language-neutral (`formatting.Message`); `unit` says how the
+    observed value and the target are written: a figure kind and its option (`criterion_figure`)."""
 
     axis: Axis
     key: str
-    label: str
+    label: Message
     observed: float | None
     target: float | None
     comparison: Comparison
     status: CriterionStatus
-    detail: str
+    detail: Message
+    unit: tuple[str, object] = ("significant", None)
+
+    def to_json(self) -> dict[str, object]:
+        """Returns the criterion as a snapshot stores it (its sentences as JSON)."""
+        return {
+            **self._asdict(),
+            "label": self.label.to_json(),
+            "detail": self.detail.to_json(),
+            "unit": list(self.unit),
+        }
+
+
+def criterion_figure(criterion: Criterion, value: float | None) -> Figure:
+    """Returns a value of the criterion (observed or target) as a figure of its unit."""
+    kind, option = criterion.unit
+    return Figure(kind, value, option)  # type: ignore[arg-type]
 
 
 class ScorecardAxis(NamedTuple):
@@ -93,12 +118,13 @@ class Scorecard(NamedTuple):
 def _criterion(
     axis: Axis,
     key: str,
-    label: str,
+    label: Message,
     *,
     observed: float | None,
     target: float | None,
     comparison: Comparison,
-    detail: str,
+    detail: Message,
+    unit: tuple[str, object] = ("significant", None),
 ) -> Criterion:
     """Returns the criterion with its status decided from observed, target and comparison."""
     status: CriterionStatus
@@ -110,7 +136,7 @@ def _criterion(
         status = "met"
     else:
         status = "missed"
-    return Criterion(axis, key, label, observed, target, comparison, status, detail)
+    return Criterion(axis, key, label, observed, target, comparison, status, detail, unit)
 
 
 def _axis(name: Axis, criteria: list[Criterion]) -> ScorecardAxis:
@@ -126,30 +152,40 @@ def _economic(pilot: PilotSpec, adoption: AdoptionSummary, forecast: BassFit | N
         _criterion(
             "economic",
             "active_participants",
-            "Active participants",
+            Message.of(N_("Active participants")),
             observed=float(active),
             target=None if rules.min_active_participants is None else float(rules.min_active_participants),
             comparison=">=",
-            detail=f"{active:,} citizens active in the pilot after {adoption.pilot_age_days:,.0f} days.",
+            detail=Message.of(
+                N_("{active} citizens active in the pilot after {days} days."),
+                active=Figure("count", active),
+                days=Figure("count", adoption.pilot_age_days),
+            ),
+            unit=("count", None),
         )
     ]
     cost: float | None = None
     if pilot.budget is None:
-        cost_detail = "No budget is registered for this stage."
+        cost_detail = Message.of(N_("No budget is registered for this stage."))
     elif active == 0:
-        cost_detail = "No active participant yet: the cost per participant is not defined."
+        cost_detail = Message.of(N_("No active participant yet: the cost per participant is not defined."))
     else:
         cost = pilot.budget / active
-        cost_detail = f"{pilot.budget:,.0f} {pilot.currency} budget / {active:,} active participants."
+        cost_detail = Message.of(
+            N_("{budget} budget / {active} active participants."),
+            budget=Figure("money", pilot.budget, pilot.currency),
+            active=Figure("count", active),
+        )
     criteria.append(
         _criterion(
             "economic",
             "cost_per_active",
-            f"Cost per active participant ({pilot.currency})",
+            Message.of(N_("Cost per active participant")),
             observed=cost,
             target=rules.max_cost_per_active,
             comparison="<=",
             detail=cost_detail,
+            unit=("money", pilot.currency),
         )
     )
     horizon = rules.forecast_horizon_days
@@ -161,28 +197,45 @@ def _economic(pilot: PilotSpec, adoption: AdoptionSummary, forecast: BassFit | N
         )
     predicted = forecast.adopters_at(horizon)
     if forecast.error is not None or forecast.parameters is None:
-        forecast_detail = f"No forecast: {forecast.error}"
+        forecast_detail = explain_forecast(
+            forecast,
+            pilot_age_days=adoption.pilot_age_days,
+            adopters=float(adoption.cumulative_adopters[-1][1]) if adoption.cumulative_adopters else 0.0,
+            latest_new=0.0,
+            horizon_days=horizon,
+        ).summary
     else:
         band = forecast.forecast([horizon])
-        p, q, m = forecast.parameters
-        forecast_detail = (
-            f"Bass forecast {horizon} days after the start (the pilot is "
-            f"{adoption.pilot_age_days:,.0f} days old): {band.adopters[0]:,.0f} adopters, "
-            f"{band.level * 100:.0f} % band {band.low[0]:,.0f} to {band.high[0]:,.0f}; "
-            f"innovation p = {p:.4f}, imitation q = {q:.4f} per day, market potential m = {m:,.0f}."
+        forecast_detail = Message.of(
+            N_(
+                "Bass forecast {horizon} days after the start (the pilot is {age} days old): {adopters} adopters, "
+                "{level} band {low} to {high}."
+            ),
+            horizon=Figure("count", horizon),
+            age=Figure("count", adoption.pilot_age_days),
+            adopters=Figure("count", band.adopters[0]),
+            level=Figure("share", band.level),
+            low=Figure("count", band.low[0]),
+            high=Figure("count", band.high[0]),
         )
     criteria.append(
         _criterion(
             "economic",
             "adopters_forecast",
-            f"Adopters forecast at {horizon} days",
+            Message.of(N_("Adopters forecast at {days} days"), days=Figure("count", horizon)),
             observed=predicted,
             target=None if rules.min_adopters_forecast is None else float(rules.min_adopters_forecast),
             comparison=">=",
             detail=forecast_detail,
+            unit=("count", None),
         )
     )
     return criteria
+
+
+def _listed(values: list[str]) -> Figure:
+    """Returns names (districts, segment values) as one figure, as written."""
+    return fmt.text(", ".join(values))
 
 
 def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
@@ -193,49 +246,71 @@ def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
     reach: float | None = None
     gap: float | None = None
     if not districts:
-        reach_detail = gap_detail = "No target districts are registered for this pilot."
+        reach_detail = gap_detail = Message.of(N_("No target districts are registered for this pilot."))
     else:
         unreached = [d for d in districts if active_in.get(d, 0) == 0]
         reach = 1.0 - len(unreached) / len(districts)
-        reach_detail = (
-            f"{len(districts) - len(unreached)} of {len(districts)} target districts have active participants."
-        )
+        reached = {"reached": Figure("count", len(districts) - len(unreached)), "of": Figure("count", len(districts))}
         if unreached:
-            reach_detail += f" None yet in: {', '.join(unreached)}."
+            reach_detail = Message.of(
+                N_("{reached} of {of} target districts have active participants. None yet in: {unreached}."),
+                unreached=_listed(unreached),
+                **reached,
+            )
+        else:
+            reach_detail = Message.of(N_("{reached} of {of} target districts have active participants."), **reached)
         per_citizen = all(population.get(d, 0) > 0 for d in districts)
         adoption_of = {
             d: active_in.get(d, 0) / population[d] if per_citizen else float(active_in.get(d, 0)) for d in districts
         }
         best = max(districts, key=lambda d: adoption_of[d])
         worst = min(districts, key=lambda d: adoption_of[d])
-        unit = "of citizens active" if per_citizen else "active participants"
-
-        def shown(d: str) -> str:
-            return f"{adoption_of[d] * 100:.1f} %" if per_citizen else f"{adoption_of[d]:,.0f}"
 
         if adoption_of[best] == 0:
-            gap_detail = "No target district has active participants yet."
+            gap_detail = Message.of(N_("No target district has active participants yet."))
         else:
             gap = 1.0 - adoption_of[worst] / adoption_of[best]
-            gap_detail = f"Best served: {best} ({shown(best)} {unit}); worst: {worst} ({shown(worst)} {unit})."
+            ends = {"best": fmt.text(best), "worst": fmt.text(worst)}
+            if per_citizen:
+                gap_detail = Message.of(
+                    N_(
+                        "Best served: {best} ({best_share} of citizens active); worst: {worst} ({worst_share} of "
+                        "citizens active)."
+                    ),
+                    best_share=Figure("share", adoption_of[best], 1),
+                    worst_share=Figure("share", adoption_of[worst], 1),
+                    **ends,
+                )
+            else:
+                gap_detail = Message.of(
+                    N_(
+                        "Best served: {best} ({best_n} active participants); worst: {worst} ({worst_n} active "
+                        "participants)."
+                    ),
+                    best_n=Figure("count", adoption_of[best]),
+                    worst_n=Figure("count", adoption_of[worst]),
+                    **ends,
+                )
     criteria = [
         _criterion(
             "social",
             "district_reach",
-            "Target districts reached",
+            Message.of(N_("Target districts reached")),
             observed=reach,
             target=rules.min_district_reach,
             comparison=">=",
             detail=reach_detail,
+            unit=("share", 0),
         ),
         _criterion(
             "social",
             "reach_gap",
-            "Gap between best- and worst-served district",
+            Message.of(N_("Gap between best- and worst-served district")),
             observed=gap,
             target=rules.max_reach_gap,
             comparison="<=",
             detail=gap_detail,
+            unit=("share", 0),
         ),
     ]
     if districts and all(population.get(d, 0) > 0 for d in districts):
@@ -245,11 +320,16 @@ def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
             _criterion(
                 "social",
                 "population_reach",
-                "Citizens of the target districts who are active",
+                Message.of(N_("Citizens of the target districts who are active")),
                 observed=active / citizens,
                 target=None,
                 comparison=">=",
-                detail=f"{active:,} active of {citizens:,} citizens in the target districts.",
+                detail=Message.of(
+                    N_("{active} active of {citizens} citizens in the target districts."),
+                    active=Figure("count", active),
+                    citizens=Figure("count", citizens),
+                ),
+                unit=("share", 1),
             )
         )
     for segment in pilot.segments:
@@ -259,18 +339,30 @@ def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
             ((value, n) for name, value, n in adoption.active_by_segment if name == segment),
             key=lambda item: (-item[1], item[0]),
         )
-        reached = [(value, n) for value, n in counts if n > 0]
+        reached_values = [(value, n) for value, n in counts if n > 0]
+        if counts:
+            detail = Message.of(
+                N_("{values}."),
+                values=fmt.sentences(
+                    [
+                        Message.of(N_("{value}: {n}"), value=fmt.text(value), n=Figure("count", n))
+                        for value, n in counts
+                    ],
+                    ", ",
+                ),
+            )
+        else:
+            detail = Message.of(N_("No active participant has a {segment} recorded."), segment=fmt.text(segment))
         criteria.append(
             _criterion(
                 "social",
                 f"segment:{segment}",
-                f"Values of {segment} reached",
-                observed=float(len(reached)) if counts else None,
+                Message.of(N_("Values of {segment} reached"), segment=fmt.text(segment)),
+                observed=float(len(reached_values)) if counts else None,
                 target=None,
                 comparison=">=",
-                detail=", ".join(f"{value}: {n:,}" for value, n in counts) + "."
-                if counts
-                else f"No active participant has a {segment} recorded.",
+                detail=detail,
+                unit=("count", None),
             )
         )
     return criteria
@@ -279,55 +371,78 @@ def _social(pilot: PilotSpec, adoption: AdoptionSummary) -> list[Criterion]:
 def _human(pilot: PilotSpec, voice: VoiceSummary) -> list[Criterion]:
     rules = pilot.decision
     rating = voice.rating
-    themes = ", ".join(f"{theme} ({n})" for theme, n in voice.themes[:DETAIL_ITEMS])
-    ideas = "; ".join(f"{idea.text} ({idea.votes} votes)" for idea in voice.top_ideas[:DETAIL_ITEMS])
+    themes = [
+        Message.of(N_("{theme} ({n})"), theme=fmt.text(theme), n=Figure("count", n))
+        for theme, n in voice.themes[:DETAIL_ITEMS]
+    ]
+    ideas = [
+        Message.of(N_("“{idea}” ({votes} votes)"), idea=fmt.text(idea.text), votes=Figure("count", idea.votes))
+        for idea in voice.top_ideas[:DETAIL_ITEMS]
+    ]
+    stars = [
+        Message.of(N_("{stars} ★: {n}"), stars=Figure("count", stars), n=Figure("count", n))
+        for stars, n in enumerate(rating.counts, start=1)
+    ]
     return [
         _criterion(
             "human",
             "nps",
-            "Net Promoter Score",
+            Message.of(N_("Net Promoter Score")),
             observed=voice.nps,
             target=rules.min_nps,
             comparison=">=",
-            detail=f"From {voice.nps_respondents:,} respondents.",
+            detail=Message.of(N_("From {n} respondents."), n=Figure("count", voice.nps_respondents)),
+            unit=("signed_number", None),
         ),
         _criterion(
             "human",
             "sus",
-            "Usability (SUS, 0-100)",
+            Message.of(N_("Usability (SUS, 0-100)")),
             observed=voice.sus_mean,
             target=rules.min_sus,
             comparison=">=",
-            detail=f"Mean of {voice.sus_respondents:,} respondents; 68 is average usability.",
+            detail=Message.of(
+                N_("Mean of {n} respondents; 68 is average usability."), n=Figure("count", voice.sus_respondents)
+            ),
+            unit=("number", 1),
         ),
         _criterion(
             "human",
             "rating",
-            "Rating (1-5)",
+            Message.of(N_("Rating (1-5)")),
             observed=rating.mean,
             target=rules.min_rating,
             comparison=">=",
-            detail=f"From {rating.respondents:,} ratings; "
-            + ", ".join(f"{stars}: {n:,}" for stars, n in enumerate(rating.counts, start=1))
-            + ".",
+            detail=Message.of(
+                N_("From {n} ratings; {stars}."),
+                n=Figure("count", rating.respondents),
+                stars=fmt.sentences(stars, ", "),
+            ),
+            unit=("number", 1),
         ),
         _criterion(
             "human",
             "comments",
-            "Comments",
+            Message.of(N_("Comments")),
             observed=float(voice.comment_count),
             target=None,
             comparison=">=",
-            detail=f"Top themes: {themes}." if themes else "No themes yet.",
+            detail=Message.of(N_("Top themes: {themes}."), themes=fmt.sentences(themes, ", "))
+            if themes
+            else Message.of(N_("No themes yet.")),
+            unit=("count", None),
         ),
         _criterion(
             "human",
             "ideas",
-            "Ideas",
+            Message.of(N_("Ideas")),
             observed=float(voice.idea_count),
             target=None,
             comparison=">=",
-            detail=f"Most voted: {ideas}." if ideas else "No ideas yet.",
+            detail=Message.of(N_("Most voted: {ideas}."), ideas=fmt.sentences(ideas, "; "))
+            if ideas
+            else Message.of(N_("No ideas yet.")),
+            unit=("count", None),
         ),
     ]
 

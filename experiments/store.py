@@ -467,21 +467,20 @@ class Store:
         rows: Mapping[type[m.Base], Sequence[Mapping[str, Any]]],
         *,
         replacing: Collection[int] = (),
-        hour: datetime | None = None,
         erasing: Sequence[tuple[str, datetime]] = (),
         refused: list[RefusedRow] | None = None,
     ) -> None:
         """Upserts rows of several tables in one transaction. With a `refused` list, the rows the
         database refuses (`ROW_REFUSED`) are left out and added to it while the others are written,
         so one bad row never blocks the rest; without, the first one fails the write. The figures of
-        the partitions in `replacing` are replaced: their current rows (statistics, adoption,
-        retention, feedback) are deleted first, and the experiments' history at `hour` records zeros
-        for the statistics that are deleted and not written again (the history keeps each partition's
-        latest row). Then the texts of each (participant, time) of `erasing` written before that time
-        are deleted."""
+        the partitions in `replacing` are replaced: their current rows (statistics, their history by
+        day, adoption, retention, feedback) are deleted first. Then the texts of each (participant,
+        time) of `erasing` written before that time are deleted."""
         with self.session() as s:
             if replacing:
-                rows = self._clear_partitions(s, sorted(replacing), rows, hour)
+                partitions = sorted(replacing)
+                for cleared in (m.Aggregate, m.ExposureDay, m.DailyAdoption, m.RetentionCohort, m.FeedbackStat):
+                    s.execute(delete(cleared).where(cleared.partition.in_(partitions)))
             for table, batch in rows.items():
                 if not batch:
                     continue
@@ -510,33 +509,6 @@ class Store:
                     # The driver's message alone: the statement's parameters hold citizens' texts.
                     reason = str(exc.orig) if isinstance(exc, DBAPIError) else f"{type(exc).__name__}: {exc}"
                     refused.append(RefusedRow(table, row, reason.strip()))
-
-    def _clear_partitions(
-        self,
-        s: Session,
-        partitions: list[int],
-        rows: Mapping[type[m.Base], Sequence[Mapping[str, Any]]],
-        hour: datetime | None,
-    ) -> dict[type[m.Base], Sequence[Mapping[str, Any]]]:
-        """Deletes the current figures of the partitions; returns the rows to write, with the history's
-        zeros at `hour` for the statistics that are gone."""
-        a = m.Aggregate
-        ids = ("experiment_key", "metric", "variant", "partition")
-        written = {tuple(r[c] for c in ids) for r in rows.get(m.AggregateHistory, ())}
-        held = s.execute(
-            select(a.experiment_key, a.metric, a.variant, a.partition).where(
-                a.partition.in_(partitions), a.segment == ""
-            )
-        )
-        gone = [dict(zip(ids, key, strict=True)) for key in map(tuple, held) if key not in written]
-        for table in (m.Aggregate, m.DailyAdoption, m.RetentionCohort, m.FeedbackStat):
-            s.execute(delete(table).where(table.partition.in_(partitions)))
-        if not gone:
-            return dict(rows)
-        assert hour is not None, "replacing statistics needs the hour of their history"
-        zeros = {"n": 0, "sum": 0.0, "sum_squares": 0.0, "x_sum": 0.0, "x_sum_squares": 0.0, "sum_products": 0.0}
-        history = [*rows.get(m.AggregateHistory, ()), *({**k, "hour": hour, **zeros} for k in gone)]
-        return {**rows, m.AggregateHistory: history}
 
     def _upsert(self, s: Session, table: type[m.Base], rows: Sequence[Mapping[str, Any]]) -> None:
         t = cast(Table, table.__table__)

@@ -41,12 +41,11 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
     """Returns the store rows of one partition's figures (keys as `Processor` builds them)."""
     rows: Rows = {
         m.Aggregate: [],
-        m.AggregateHistory: [],
+        m.ExposureDay: [],
         m.DailyAdoption: [],
         m.RetentionCohort: [],
         m.FeedbackStat: [],
     }
-    hour = _hour(at)
     for key, v in figures.items():
         if not all(map(math.isfinite, v)):
             # The contract bounds every number so that no sum overflows: this is a defect, shown.
@@ -65,8 +64,23 @@ def rows_for(partition: int, figures: Mapping[Key, list[float]], at: datetime) -
             }
             ids = {"experiment_key": experiment, "metric": metric, "variant": variant, "partition": partition}
             rows[m.Aggregate].append({**ids, "segment": segment, **stats, "updated_at": at})
-            if segment == "":
-                rows[m.AggregateHistory].append({**ids, "hour": hour, **stats})
+        elif kind == "x":
+            _, _, experiment, metric, variant, day = key
+            rows[m.ExposureDay].append(
+                {
+                    "experiment_key": experiment,
+                    "metric": metric,
+                    "variant": variant,
+                    "day": day_date(day),
+                    "partition": partition,
+                    "n": round(v[0]),
+                    "sum": v[1],
+                    "sum_squares": v[2],
+                    "x_sum": v[3],
+                    "x_sum_squares": v[4],
+                    "sum_products": v[5],
+                }
+            )
         elif kind == "d":
             _, _, day, segment = key
             rows[m.DailyAdoption].append(
@@ -227,10 +241,5 @@ class Sink:
             for table, batch in rows_for(partition, figs, at).items():
                 rows.setdefault(table, []).extend(batch)
         refused: list[RefusedRow] = []
-        self.store.write_rows(rows, replacing=replaced, hour=_hour(at), erasing=erasures, refused=refused)
+        self.store.write_rows(rows, replacing=replaced, erasing=erasures, refused=refused)
         return refused
-
-
-def _hour(at: datetime) -> datetime:
-    """The hour of the experiments' history a figure written at `at` belongs to."""
-    return at.replace(minute=0, second=0, microsecond=0)

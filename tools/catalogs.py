@@ -27,7 +27,7 @@ SOURCES: dict[Domain, tuple[str, ...]] = {
 }
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
 OPTIONS = {"**/templates/**.html": {"trimmed": "true"}}
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "N_": None}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "pgettext": ((1, "c"), 2), "N_": None, "Nn_": (1, 2)}
 #: The language every message is written in, in the sources.
 SOURCE_LANGUAGE: Language = "en"
 

@@ -29,8 +29,10 @@ import streamlit as st
 from experiments import accounts
 from experiments.accounts import Account, SignInOutcome
 from experiments.console_setup import FIRST_ACCOUNT_HELP
+from experiments.i18n import N_
 from experiments.store import now
-from ui import data, session
+from ui import data, language, session
+from ui.language import _, ngettext
 from ui.session import ACCOUNT_KEY
 
 Permission = Literal["read", "decide", "manage", "accounts"]
@@ -40,8 +42,8 @@ PERMISSIONS: dict[Permission, frozenset[str]] = {
     "manage": frozenset({"lab", "admin"}),
     "accounts": frozenset({"admin"}),
 }
-WRONG = "Unknown name or wrong password."
-ENDED = "Your session has ended: sign in again."
+WRONG = N_("Unknown name or wrong password.")
+ENDED = N_("Your session has ended: sign in again.")
 #: Session keys: whether this session read its handshake's cookie (it never changes within a session), the
 #: call the browser must make of the route at the next run, and the notice the sign-in page shows once.
 _COOKIE_READ = "session_cookie_read"
@@ -91,17 +93,20 @@ def require(permission: Permission = "read") -> Account:
     the page."""
     account = signed_in()
     if account is None:
-        st.warning("Sign in to use the console.")
+        st.warning(_("Sign in to use the console."))
         st.stop()
     if not allowed(account, permission):
-        st.error(f"Your role ({account.role}) does not give access to this page.")
+        st.error(_("Your role ({role}) does not give access to this page.").format(role=account.role))
         st.stop()
     return account
 
 
 def _in(wait: timedelta) -> str:
     seconds = max(1, math.ceil(wait.total_seconds()))
-    return f"{seconds} seconds" if seconds < 120 else f"{math.ceil(seconds / 60)} minutes"
+    if seconds < 120:
+        return ngettext("{n} second", "{n} seconds", seconds).format(n=seconds)
+    minutes = math.ceil(seconds / 60)
+    return ngettext("{n} minute", "{n} minutes", minutes).format(n=minutes)
 
 
 def _client_address() -> str | None:
@@ -115,25 +120,29 @@ def refusal(outcome: SignInOutcome, at: datetime) -> str:
     """Returns what the sign-in page says of a refused attempt: the same words whether or not the account
     exists, and when to try again if a wait applies."""
     if outcome.retry_at is None:
-        return WRONG
-    wait = f"Too many failed sign-ins: try again at {outcome.retry_at:%H:%M:%S} UTC (in {_in(outcome.retry_at - at)})."
-    return wait if outcome.throttled else f"{WRONG} {wait}"
+        return _(WRONG)
+    wait = _("Too many failed sign-ins: try again at {time} UTC (in {wait}).").format(
+        time=f"{outcome.retry_at:%H:%M:%S}", wait=_in(outcome.retry_at - at)
+    )
+    return wait if outcome.throttled else f"{_(WRONG)} {wait}"
 
 
 def sign_in_page() -> None:
     """Draws the sign-in form (or, on a store without accounts, how to create the first one)."""
-    st.title("Rhizome console")
+    st.title(_("Rhizome console"))
     db = data.store()
     if not accounts.has_users(db):
-        st.info(FIRST_ACCOUNT_HELP)
+        st.info(_(FIRST_ACCOUNT_HELP))
         return
     notice = st.session_state.pop(_NOTICE, None)
     if notice:
-        st.info(notice)
+        st.info(_(notice))
     with st.form("sign-in"):
-        username = st.text_input("Name", key="sign_in_name", max_chars=accounts.MAX_USERNAME)
-        password = st.text_input("Password", type="password", key="sign_in_password", max_chars=accounts.MAX_PASSWORD)
-        submitted = st.form_submit_button("Sign in", type="primary")
+        username = st.text_input(_("Name"), key="sign_in_name", max_chars=accounts.MAX_USERNAME)
+        password = st.text_input(
+            _("Password"), type="password", key="sign_in_password", max_chars=accounts.MAX_PASSWORD
+        )
+        submitted = st.form_submit_button(_("Sign in"), type="primary")
     if submitted:
         at = now()
         outcome = accounts.sign_in(db, username.strip(), password, _client_address(), at)
@@ -145,6 +154,7 @@ def sign_in_page() -> None:
             "POST",
             accounts.session_token(session.secret(), outcome.account, at, "handoff"),
         )
+        language.signed_in(outcome.account.username)
         st.rerun()
 
 
@@ -159,7 +169,8 @@ def sign_out() -> None:
 
 def _forget_session(notice: str | None) -> None:
     for key in list(st.session_state):
-        del st.session_state[key]
+        if key != language.LANGUAGE_KEY:
+            del st.session_state[key]
     st.session_state[_COOKIE_READ] = True
     st.session_state[_COOKIE_CALL] = ("DELETE", None)
     if notice:

@@ -18,6 +18,7 @@ from experiments.readmodels import adoption as adoption_reads
 from experiments.readmodels import catalog
 from experiments.readmodels import exposure as exposure_reads
 from experiments.readmodels import portfolio as portfolio_reads
+from experiments.readmodels import timeline as timeline_reads
 from experiments.readmodels import voice as voice_reads
 from experiments.registry import PilotSpec
 from experiments.results import experiment_results
@@ -156,3 +157,9 @@ def voice_view(url: str, pilot: str) -> VoiceView:
 def voice_by_variant(url: str, pilot: str, experiment: str) -> dict[str, voice_reads.VoiceFigures]:
     """Returns the feedback figures of each variant of the experiment."""
     return voice_reads.voice_by_variant(_store(url), pilot, experiment)
+
+
+@st.cache_data(ttl=TTL_SECONDS, show_spinner=False)
+def timeline(url: str, pilot: str) -> timeline_reads.Timeline:
+    """Returns the lab's timeline of the pilot: stage gates, experiments, plan changes and decisions."""
+    return timeline_reads.pilot_timeline(_store(url), pilot)

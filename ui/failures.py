@@ -10,11 +10,13 @@ import secrets
 import streamlit as st
 
 from experiments.accounts import Account
+from experiments.i18n import N_
+from ui.language import _
 from ui.session import ACCOUNT_KEY
 
 log = logging.getLogger("rhizome.console")
 
-MESSAGE = (
+MESSAGE = N_(
     "Something went wrong on this page. Error id: {error_id}. "
     "The lab's administrator finds the details under this id in the console's log."
 )
@@ -31,7 +33,7 @@ def report(exc: BaseException) -> str:
         type(exc).__name__,
         exc_info=exc,
     )
-    st.error(MESSAGE.format(error_id=error_id), icon=":material/error:")
+    st.error(_(MESSAGE).format(error_id=error_id), icon=":material/error:")
     return error_id
 
 

@@ -4,7 +4,7 @@ cohorts, and the Bass forecast's inputs.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import NamedTuple
 
 from sqlalchemy import func, select
@@ -34,8 +34,15 @@ def _start_of(pilot: PilotSpec, first_day: date) -> date:
     return first_day if pilot.start is None else min(pilot.start, first_day)
 
 
+#: The most days an adoption series holds: its latest ones (the earlier participants still counted in
+#: the cumulative figures). An event dated in the distant past (the year 4) would otherwise make a
+#: series of hundreds of thousands of days.
+SERIES_DAYS = 1100
+
+
 def adoption_series(store: Store, pilot: PilotSpec, segment: str = "") -> tuple[AdoptionDay, ...]:
-    """Returns the pilot's adoption day by day from its start (days without data count 0)."""
+    """Returns the pilot's adoption day by day from its start (days without data count 0), the latest
+    `SERIES_DAYS` days at most."""
     d = m.DailyAdoption
     q = (
         select(d.day, func.sum(d.active), func.sum(d.new), func.sum(d.activated))
@@ -48,13 +55,29 @@ def adoption_series(store: Store, pilot: PilotSpec, segment: str = "") -> tuple[
     if not rows:
         return ()
     start = _start_of(pilot, rows[0][0])
-    records = daily_adoption(start, {r[0]: r[2] for r in rows}, {r[0]: r[1] for r in rows})
+    shown = max(start, rows[-1][0] - timedelta(days=SERIES_DAYS - 1))
+    before = [r for r in rows if r[0] < shown]
+    rows = [r for r in rows if r[0] >= shown]
+    offset = (shown - start).days
+    records = daily_adoption(shown, {r[0]: r[2] for r in rows}, {r[0]: r[1] for r in rows})
     activated = {r[0]: r[3] for r in rows}
+    adopters = sum(r[2] for r in before)
+    cumulative_activated = sum(r[3] for r in before)
     out = []
-    cumulative_activated = 0
     for record in records:
         cumulative_activated += activated.get(record.day, 0)
-        out.append(AdoptionDay(*record[:5], activated.get(record.day, 0), record[5], cumulative_activated))
+        out.append(
+            AdoptionDay(
+                record.day,
+                record.days_since_start + offset,
+                record.active,
+                record.new,
+                record.returning,
+                activated.get(record.day, 0),
+                record.cumulative_adopters + adopters,
+                cumulative_activated,
+            )
+        )
     return tuple(out)
 
 
@@ -106,7 +129,8 @@ def reach(store: Store, pilot: PilotSpec) -> tuple[Reach, ...]:
 
 
 def retention(store: Store, pilot: PilotSpec, segment: str = "", *, as_of: date | None = None) -> RetentionMatrix:
-    """Returns the pilot's weekly retention cohorts (cohort size = its participants active in week 0)."""
+    """Returns the pilot's weekly retention cohorts (cohort size = its participants active in week 0) of the
+    latest `SERIES_DAYS` days."""
     r = m.RetentionCohort
     q = (
         select(r.cohort_week, r.week_index, func.sum(r.participants))
@@ -115,12 +139,14 @@ def retention(store: Store, pilot: PilotSpec, segment: str = "", *, as_of: date 
     )
     with store.engine.connect() as conn:
         counts = {(cohort, int(week)): int(n or 0) for cohort, week, n in conn.execute(q)}
-    sizes = {cohort: n for (cohort, week), n in counts.items() if week == 0}
-    active = {(cohort, week): min(n, sizes[cohort]) for (cohort, week), n in counts.items() if cohort in sizes}
     if as_of is None:
         d = m.DailyAdoption
         with store.engine.connect() as conn:
             as_of = conn.scalar(select(func.max(d.day)).where(d.pilot_key == pilot.key, d.segment == segment))
+    # The cohorts of the latest `SERIES_DAYS` days, as the adoption series.
+    first = None if as_of is None else as_of - timedelta(days=SERIES_DAYS - 1)
+    sizes = {cohort: n for (cohort, week), n in counts.items() if week == 0 and (first is None or cohort >= first)}
+    active = {(cohort, week): min(n, sizes[cohort]) for (cohort, week), n in counts.items() if cohort in sizes}
     return retention_matrix(sizes, active, as_of=as_of)
 
 
@@ -142,6 +168,7 @@ def adoption_summary(store: Store, pilot: PilotSpec) -> AdoptionSummary:
         active_participants=totals.get("", 0),
         pilot_age_days=float(series[-1].days_since_start + 1) if series else 0.0,
         cumulative_adopters=tuple((float(r.days_since_start), r.cumulative_adopters) for r in series),
+        start=series[0].day - timedelta(days=series[0].days_since_start) if series else None,
         active_by_district=by_district,
         active_by_segment=tuple(by_segment),
     )

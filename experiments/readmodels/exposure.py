@@ -1,16 +1,18 @@
 """Experiment results and exposure: the stored sufficient statistics summed over partitions, the pace
-towards the planned sample, and the hourly history behind the sequential monitoring chart.
+towards the planned sample, and the history behind the monitoring chart, all in event time.
 
-The hourly history is cumulative per partition: the total at hour h is the sum over partitions of each
-partition's latest row at or before h, computed as a running sum of each partition's increments (window
-functions), so one query gives every hour.
+The workers keep each experiment's statistics by the day its participants were first exposed
+(`ExposureDay`, from the events' own times): the pace is the participants first exposed a day over the
+last `EXPOSURE_WINDOW_DAYS` complete days, and the history at a day is the sum of the days up to it (the
+participants exposed by then, with their outcomes as measured now). A backlog processed in an hour
+shows as the days it covers.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, select
@@ -26,12 +28,9 @@ from experiments.store import UNITS, Statistic, Store, StoredExperiment
 
 #: The exposure rate is measured over this many most recent days (fewer when the experiment is younger).
 EXPOSURE_WINDOW_DAYS = 7
-#: Looks drawn on the sequential monitoring chart (the latest hour always included).
+#: Looks drawn on the monitoring chart (the latest day always included).
 MONITORING_LOOKS = 120
 
-#: An exposure rate is measured over a day at least: a few hours say little of a day's arrivals
-#: (citizens come by day), and a backfilled history lands within the hour it is processed.
-_SHORTEST_SPAN_DAYS = 1.0
 _STAT_COLUMNS = ("n", "sum", "sum_squares", "x_sum", "x_sum_squares", "sum_products")
 
 Statistics = dict[str, dict[str, Statistic]]
@@ -95,17 +94,20 @@ def units_of(results: Mapping[str, Any]) -> dict[str, int]:
 
 
 class Exposure(NamedTuple):
-    """How far an experiment is towards its planned sample and how fast it gets there.
+    """How far an experiment is towards its planned sample and how fast it gets there, in event time.
 
-    `units_per_day` is the rate over the last `EXPOSURE_WINDOW_DAYS` days (0 unless running);
-    `days_to_reach` is None when the plan sets no sample or nobody is being exposed.
+    `units_per_day` is the participants first exposed a day over the last `rate_days` complete days
+    (at most `EXPOSURE_WINDOW_DAYS`; 0 unless running); None when not a single complete day of first
+    exposures is known yet ("not enough data yet"). `days_to_reach` is None when the plan sets no
+    sample, the pace is unknown or nobody is being exposed.
     """
 
     units: int
     planned_sample: int | None
-    units_per_day: float
+    units_per_day: float | None
     days_running: float | None
     days_to_reach: float | None
+    rate_days: int = 0
 
     @property
     def progress(self) -> float | None:
@@ -115,30 +117,31 @@ class Exposure(NamedTuple):
         return min(1.0, self.units / self.planned_sample)
 
 
-def _units_at(store: Store, experiments: Sequence[str], at: datetime) -> dict[str, int]:
-    """Returns each experiment's exposed participants at `at`: per partition and variant, the
-    latest `$units` history row at or before it, summed."""
-    h = m.AggregateHistory
-    latest = (
-        select(h.experiment_key, h.variant, h.partition, func.max(h.hour).label("hour"))
-        .where(h.metric == UNITS, h.hour <= at, h.experiment_key.in_(list(experiments)))
-        .group_by(h.experiment_key, h.variant, h.partition)
-        .subquery()
-    )
+def first_exposures(store: Store, experiments: Sequence[str], since: date) -> dict[str, dict[date, int]]:
+    """Returns, per experiment, its participants first exposed each day from `since` (event time)."""
+    e = m.ExposureDay
     q = (
-        select(h.experiment_key, func.sum(h.n))
-        .join(
-            latest,
-            (h.experiment_key == latest.c.experiment_key)
-            & (h.variant == latest.c.variant)
-            & (h.partition == latest.c.partition)
-            & (h.hour == latest.c.hour),
-        )
-        .where(h.metric == UNITS)
-        .group_by(h.experiment_key)
+        select(e.experiment_key, e.day, func.sum(e.n))
+        .where(e.metric == UNITS, e.day >= since, e.experiment_key.in_(list(experiments)))
+        .group_by(e.experiment_key, e.day)
+    )
+    out: dict[str, dict[date, int]] = defaultdict(dict)
+    with store.engine.connect() as conn:
+        for key, day, n in conn.execute(q):
+            out[key][day] = int(n or 0)
+    return dict(out)
+
+
+def _first_days(store: Store, experiments: Sequence[str]) -> dict[str, date]:
+    """Returns the day each experiment's first participant was exposed (event time)."""
+    e = m.ExposureDay
+    q = (
+        select(e.experiment_key, func.min(e.day))
+        .where(e.metric == UNITS, e.n > 0, e.experiment_key.in_(list(experiments)))
+        .group_by(e.experiment_key)
     )
     with store.engine.connect() as conn:
-        return {key: int(n or 0) for key, n in conn.execute(q)}
+        return {key: day for key, day in conn.execute(q)}
 
 
 def exposures(
@@ -150,26 +153,32 @@ def exposures(
 ) -> dict[str, Exposure]:
     """Returns the exposure of each experiment given its current exposed participants `units`.
 
-    The rate is (units now - units `EXPOSURE_WINDOW_DAYS` days ago) / those days, or over the days
-    since the start when the experiment is younger; a stopped experiment exposes nobody (rate 0).
+    The pace is the participants first exposed over the last `EXPOSURE_WINDOW_DAYS` complete days (UTC,
+    event time; today's are still arriving), or over the complete days since the first exposure when
+    there are fewer, divided by those days; a stopped experiment exposes nobody (pace 0).
     """
     now = as_of or datetime.now(UTC)
-    window = timedelta(days=EXPOSURE_WINDOW_DAYS)
+    today = now.astimezone(UTC).date()
     running = [e.spec.key for e in experiments if e.status == "running"]
-    before = _units_at(store, running, now - window) if running else {}
+    since = today - timedelta(days=EXPOSURE_WINDOW_DAYS)
+    by_day = first_exposures(store, running, since) if running else {}
+    first = _first_days(store, running) if running else {}
     out: dict[str, Exposure] = {}
     for e in experiments:
         key = e.spec.key
         exposed = units.get(key, 0)
         end = e.stopped_at if e.status in ("stopped", "decided") and e.stopped_at else now
         days_running = None if e.started_at is None else max(0.0, (end - e.started_at).total_seconds() / 86400)
-        rate = 0.0
+        rate: float | None = 0.0
+        span = 0
         if e.status == "running":
-            span = EXPOSURE_WINDOW_DAYS if days_running is None else min(EXPOSURE_WINDOW_DAYS, days_running)
-            rate = max(0.0, exposed - before.get(key, 0)) / max(span, _SHORTEST_SPAN_DAYS)
+            start = max(since, first.get(key, today))
+            span = (today - start).days
+            counted = by_day.get(key, {})
+            rate = sum(n for day, n in counted.items() if start <= day < today) / span if span > 0 else None
         planned = e.spec.planned_sample
-        remaining = None if planned is None else days_to_reach(planned, exposed, rate)
-        out[key] = Exposure(exposed, planned, rate, days_running, remaining)
+        remaining = None if planned is None or rate is None else days_to_reach(planned, exposed, rate)
+        out[key] = Exposure(exposed, planned, rate, days_running, remaining, span)
     return out
 
 
@@ -180,61 +189,35 @@ def exposure(store: Store, experiment: StoredExperiment, units: int, *, as_of: d
 
 def history_series(
     store: Store, experiment: str, metrics: Sequence[str] | None = None
-) -> tuple[tuple[datetime, Statistics], ...]:
-    """Returns, hour by hour, the experiment's cumulative statistics summed over partitions.
-
-    Every hour at which any partition wrote a row is listed; a (metric, variant) without a row that
-    hour keeps its previous total, per the rule of `AggregateHistory`.
-    """
-    h = m.AggregateHistory
-    own_rows = (h.metric, h.variant, h.partition)
-    increments = select(
-        h.metric,
-        h.variant,
-        h.hour,
-        *(
-            (
-                getattr(h, c) - func.coalesce(func.lag(getattr(h, c)).over(partition_by=own_rows, order_by=h.hour), 0)
-            ).label(c)
-            for c in _STAT_COLUMNS
-        ),
-    ).where(h.experiment_key == experiment)
-    if metrics is not None:
-        increments = increments.where(h.metric.in_(list(metrics)))
-    d = increments.subquery()
-    totals = (
-        select(
-            d.c.metric,
-            d.c.variant,
-            d.c.hour,
-            *(
-                func.sum(func.sum(d.c[c])).over(partition_by=(d.c.metric, d.c.variant), order_by=d.c.hour)
-                for c in _STAT_COLUMNS
-            ),
-        )
-        .group_by(d.c.metric, d.c.variant, d.c.hour)
-        .order_by(d.c.hour)
+) -> tuple[tuple[date, Statistics], ...]:
+    """Returns, day by day of first exposure, the statistics of the participants exposed up to that day,
+    summed over partitions (every day on which someone was first exposed is listed)."""
+    e = m.ExposureDay
+    q = (
+        select(e.metric, e.variant, e.day, *(func.sum(getattr(e, c)) for c in _STAT_COLUMNS))
+        .where(e.experiment_key == experiment)
+        .group_by(e.metric, e.variant, e.day)
+        .order_by(e.day)
     )
-    series: list[tuple[datetime, Statistics]] = []
-    current: Statistics = defaultdict(dict)
+    if metrics is not None:
+        q = q.where(e.metric.in_(list(metrics)))
     with store.engine.connect() as conn:
-        for metric, variant, hour, *values in conn.execute(totals):
-            at = as_utc(hour)
-            assert at is not None
-            if not series or series[-1][0] != at:
-                if series:
-                    series[-1] = (series[-1][0], {k: dict(v) for k, v in current.items()})
-                series.append((at, {}))
-            current[metric][variant] = _statistic(values)
-    if series:
-        series[-1] = (series[-1][0], {k: dict(v) for k, v in current.items()})
+        rows = conn.execute(q).all()
+    totals: dict[str, dict[str, list[float]]] = defaultdict(dict)
+    series: list[tuple[date, Statistics]] = []
+    for i, (metric, variant, day, *values) in enumerate(rows):
+        running = totals[metric].setdefault(variant, [0.0] * len(_STAT_COLUMNS))
+        for c, value in enumerate(values):
+            running[c] += float(value or 0.0)
+        if i + 1 == len(rows) or rows[i + 1][2] != day:
+            series.append((day, {k: {v: _statistic(sums) for v, sums in kept.items()} for k, kept in totals.items()}))
     return tuple(series)
 
 
 class MonitoringPoint(NamedTuple):
-    """The engine's interval for one (metric, treatment) as it stood at the end of an hour."""
+    """The engine's interval for one (metric, treatment) on the participants first exposed up to a day."""
 
-    hour: datetime
+    day: date
     metric: str
     variant: str
     units: int
@@ -247,9 +230,9 @@ class MonitoringPoint(NamedTuple):
 def monitoring(
     store: Store, experiment: ExperimentSpec, metrics: Sequence[str] | None = None, looks: int = MONITORING_LOOKS
 ) -> tuple[MonitoringPoint, ...]:
-    """Returns the effect and interval of each (metric, treatment) over time, from the hourly history.
+    """Returns the effect and interval of each (metric, treatment) day by day of first exposure.
 
-    At most `looks` hours are analysed (evenly spaced, the latest included), in one request to the
+    At most `looks` days are analysed (evenly spaced, the latest included), in one request to the
     engine with every look as a metric, under the experiment's engine, difference and alpha. The
     intervals are the engine's at each look; a multiple-comparison correction changes only
     p-values, so none is applied here.
@@ -262,15 +245,15 @@ def monitoring(
     picked = [*series[len(series) - 1 :: -step]][::-1]
     weights = experiment.variant_weights
     request_metrics: list[dict[str, Any]] = []
-    index: list[tuple[datetime, str, int]] = []
-    for hour, stats in picked:
+    index: list[tuple[date, str, int]] = []
+    for day, stats in picked:
         units = stats.get(UNITS, {})
         exposed = sum(units[v].n for v in weights if v in units)
         for key in wanted:
             spec = experiment.metric(key)
             data = {v: metric_data(spec, stats.get(key, {}).get(v)) for v in weights}
             request_metrics.append({"name": f"{key}@{len(index)}", "type": analysis_type(spec), "data": data})
-            index.append((hour, key, exposed))
+            index.append((day, key, exposed))
     plan = experiment.analysis
     analysis = analyze_dict(
         {
@@ -287,10 +270,10 @@ def monitoring(
     )
     points = []
     for row in analysis["comparisons"]:  # type: ignore[attr-defined]
-        hour, key, exposed = index[int(row["metric"].rsplit("@", 1)[1])]
+        day, key, exposed = index[int(row["metric"].rsplit("@", 1)[1])]
         points.append(
             MonitoringPoint(
-                hour, key, row["variant"], exposed, row["effect"], row["ci_low"], row["ci_high"], row["error"]
+                day, key, row["variant"], exposed, row["effect"], row["ci_low"], row["ci_high"], row["error"]
             )
         )
     return tuple(points)

@@ -121,9 +121,9 @@ def _experiment_rows(
     now: datetime,
     days: int,
     partitions: int,
-    history_every_hours: int,
 ) -> Rows:
-    """Returns the aggregates and history of one experiment's simulated participants."""
+    """Returns the aggregates and the history by day of first exposure of one experiment's simulated
+    participants."""
     variants = ("control", *plan.treatments)
     n = plan.participants
     arm = rng.choice(len(variants), n, p=_weights(plan))
@@ -150,7 +150,7 @@ def _experiment_rows(
         frame[f"{metric}|xs"] = x
         frame[f"{metric}|xss"] = x * x
         frame[f"{metric}|sp"] = x * y
-    rows: Rows = {m.Aggregate: [], m.AggregateHistory: []}
+    rows: Rows = {m.Aggregate: [], m.ExposureDay: []}
     sums = [c for c in frame.columns if "|" in c]
     updated = now - timedelta(minutes=5)
     for segment_of, groups in (
@@ -172,32 +172,21 @@ def _experiment_rows(
                         "updated_at": updated,
                     }
                 )
+    # Each participant's first exposure day (event time), as the workers keep the history (ExposureDay).
     start = now - timedelta(days=days)
-    cuts = np.arange(history_every_hours, days * 24 + 1, history_every_hours)
-    columns = {metric: [sums.index(f"{metric}|{part}") for part in _PARTS] for metric in values}
-    for (arm_index, part), group in frame.groupby(["arm", "partition"]):
-        cumulative = np.cumsum(group[sums].to_numpy(), axis=0)
-        ends = np.searchsorted(group["hour"].to_numpy(), cuts, side="right")
-        changed = (ends > 0) & (np.diff(ends, prepend=0) > 0)
-        for cut, at in zip(cuts[changed], cumulative[ends[changed] - 1], strict=True):
-            hour = start + timedelta(hours=int(cut))
-            for metric, index in columns.items():
-                n, total, squares, x_total, x_squares, products = at[index]
-                rows[m.AggregateHistory].append(
-                    {
-                        "experiment_key": plan.key,
-                        "metric": metric,
-                        "variant": variants[int(arm_index)],
-                        "partition": int(part),
-                        "hour": hour,
-                        "n": round(n),
-                        "sum": float(total),
-                        "sum_squares": float(squares),
-                        "x_sum": float(x_total),
-                        "x_sum_squares": float(x_squares),
-                        "sum_products": float(products),
-                    }
-                )
+    frame["day"] = [(start + timedelta(hours=float(h))).date() for h in frame["hour"]]
+    for (arm_index, part, day), group in frame.groupby(["arm", "partition", "day"])[sums].sum().iterrows():
+        for metric in values:
+            rows[m.ExposureDay].append(
+                {
+                    "experiment_key": plan.key,
+                    "metric": metric,
+                    "variant": variants[int(arm_index)],
+                    "partition": int(part),
+                    "day": day,
+                    **_statistics(group, metric),
+                }
+            )
     return rows
 
 
@@ -376,7 +365,6 @@ def seed_pilot(
     days: int = 21,
     participants: int = 1500,
     partitions: int = 2,
-    history_every_hours: int = 1,
     seed: int = 1,
     now: datetime | None = None,
 ) -> PilotSpec:
@@ -388,7 +376,7 @@ def seed_pilot(
     rng = np.random.default_rng(seed)
     rows: Rows = {}
     for plan in experiments:
-        for table, batch in _experiment_rows(plan, rng, now, days, partitions, history_every_hours).items():
+        for table, batch in _experiment_rows(plan, rng, now, days, partitions).items():
             rows.setdefault(table, []).extend(batch)
     for produced in (
         _adoption_rows(key, rng, today, days, participants, partitions),
@@ -418,7 +406,6 @@ def seed_portfolio(
     *,
     days: int = 21,
     participants: int = 600,
-    history_every_hours: int = 1,
     seed: int = 7,
 ) -> list[PilotSpec]:
     """Returns the specs of `pilots` pilots sharing `experiments` experiments, seeded into the store."""
@@ -444,7 +431,6 @@ def seed_portfolio(
                 plans,
                 days=days,
                 participants=participants,
-                history_every_hours=history_every_hours,
                 seed=seed + i,
             )
         )

@@ -5,23 +5,35 @@ and the exported report."""
 from __future__ import annotations
 
 import hashlib
+import html
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from PIL import Image
 from sqlalchemy import delete, update
 
-from experiments import board
+from experiments import board, report
+from experiments import formatting as fmt
 from experiments import models as m
 from experiments.accounts import add_user, authenticate
 from experiments.console_setup import ensure_bootstrap_admin
-from experiments.report import render_html, render_pdf
+from experiments.i18n import LANGUAGES, Language
+from experiments.preferences import account_language, remember_language
+from experiments.report import headline, reason_texts, render_html, render_pdf
 from experiments.results import experiment_results
 from experiments.store import Store, StoreError, canonical_json
+from tests.support.readable import unreadable
 from tests.support.seed import ExperimentPlan, seed_pilot
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+#: poppler-utils (scripts/system-deps.sh): `make test` installs it.
+PDFTOPPM, PDFTOTEXT = shutil.which("pdftoppm") or "pdftoppm", shutil.which("pdftotext") or "pdftotext"
 
 
 @pytest.fixture
@@ -152,18 +164,64 @@ def test_no_bootstrap_admin_when_an_account_exists(store: Store) -> None:
     assert authenticate(store, "demo-admin", "demo password 1") is None
 
 
-def test_the_report_is_self_contained_and_carries_the_decision_and_digest(store: Store) -> None:
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_report_is_self_contained_and_carries_the_decision_and_digest(store: Store, language: Language) -> None:
     store.set_status("trial", "stopped", actor="lab")
     decision = _decide(store, rationale="Clear gain <on> trips & no harm.")
     shot = board.snapshot(store, decision.snapshot_id)
-    html = render_html(shot.content, shot.digest, decision)
-    assert "<script" not in html and 'src="http' not in html and 'href="http' not in html
-    assert html.count("<svg") == 2
-    assert shot.digest in html
-    assert "Clear gain &lt;on&gt; trips &amp; no harm." in html
-    assert f"Recommendation: {shot.content['recommendation']['outcome']}" in html
-    for reason in shot.content["recommendation"]["reasons"]:
-        assert reason["text"].replace("&", "&amp;") in html
-    pdf = render_pdf(shot.content, shot.digest, decision)
+    page = render_html(shot.content, shot.digest, decision, language)
+    assert f'<html lang="{language}">' in page
+    assert "<script" not in page and 'src="http' not in page and 'href="http' not in page
+    assert page.count("<svg") == 2
+    assert shot.digest in page
+    assert "Clear gain &lt;on&gt; trips &amp; no harm." in page
+    assert html.escape(headline(shot.content, language)) in page
+    for reason in reason_texts(shot.content, language):
+        assert html.escape(reason) in page
+    pdf = render_pdf(shot.content, shot.digest, decision, language)
     assert pdf.startswith(b"%PDF")
-    assert b"/Count 1" in pdf
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_pdf_report_renders_to_png_pages_nothing_clipped_nothing_raw(tmp_path: Path, language: Language) -> None:
+    """The PDF in each language, turned into PNG pages by poppler's pdftoppm (kept under test-output/report
+    to be looked at) and into text by pdftotext: no None, nan, unformatted fraction or vocabulary key in
+    the French text, and every page keeps its white margins (no table or chart runs off the page)."""
+    store = Store(f"sqlite:///{tmp_path / 'report.db'}")
+    store.migrate()
+    seed_pilot(store, "bikes", [ExperimentPlan("trial", effect=0.5, participants=1500)], days=9, now=NOW)
+    ev = board.evaluate(store, "trial", as_of=NOW)
+    content = board.snapshot_content(ev)
+    pdf = tmp_path / f"report-{language}.pdf"
+    pdf.write_bytes(render_pdf(content, board.digest_of(content), None, language))
+    out = ROOT / "test-output" / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob(f"report-{language}-*.png"):
+        old.unlink()
+    subprocess.run([PDFTOPPM, "-r", "50", "-png", str(pdf), str(out / f"report-{language}")], check=True)
+    pages = sorted(out.glob(f"report-{language}-*.png"))
+    assert pages
+    for page in pages:
+        with Image.open(page) as image:
+            grey = image.convert("L")
+            width, height = grey.size
+            margin = int(width * 0.03)
+            for box in ((0, 0, margin, height), (width - margin, 0, width, height)):
+                assert grey.crop(box).getextrema()[0] > 245, f"{page.name}: something runs into the margin"
+    text = subprocess.run([PDFTOTEXT, "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    keys = {*fmt.OUTCOMES, *fmt.ROLES, *fmt.ENGINES, *fmt.STATUSES} - {"go", "no-go", "pilot"}
+    assert unreadable(text, keys if language == "fr" else ()) == []
+    said = report.summary(content, language)
+    flat = " ".join(text.split())
+    assert " ".join(said.recommendation.split()) in flat
+    assert " ".join(said.tested.split()) in flat
+
+
+def test_an_accounts_language_is_kept_and_a_language_not_of_the_product_refused(store: Store) -> None:
+    add_user(store, "ana", "a long password", "board")
+    assert account_language(store, "ana") is None
+    remember_language(store, "ana", "en")
+    assert account_language(store, "ana") == "en"
+    with pytest.raises(StoreError, match="language == 'de'"):
+        remember_language(store, "ana", "de")
+    assert account_language(store, "ana") == "en"

@@ -137,8 +137,8 @@ def test_go_when_the_primary_beats_the_minimum_effect_and_nothing_blocks() -> No
     assert (primary.kind, primary.metric, primary.variant) == ("primary", "trip_completed", "guided")
     assert (primary.threshold, primary.observed, primary.interval) == (0.0, 0.081, (0.012, 0.150))
     assert primary.text == (
-        "trip_completed: guided beats control by +8.1 % (95 % always-valid interval +1.2 % to +15.0 % by "
-        "the Fieller method), above the minimum effect of 0 % required for go."
+        "trip_completed: guided beats control by +8.1% (95% always-valid interval +1.2% to +15.0% by "
+        "the Fieller method), above the minimum effect of 0% required for go."
     )
     assert "no significant degradation" in result.reasons[1].text
     assert kinds(result) == ["primary", "guardrail", "sample", "scorecard"]
@@ -148,7 +148,7 @@ def test_go_needs_the_whole_interval_above_the_minimum_effect() -> None:
     pilot = replace(PILOT, decision=DecisionRules(minimum_effect=0.05))
     result = decide([row("trip_completed", 0.081, 0.012, 0.150), SAFE], pilot=pilot)
     assert result.outcome == "keep running"
-    assert "not conclusive yet against the minimum effect of +5.0 %" in result.reasons[0].text
+    assert "not conclusive yet against the minimum effect of +5.0%" in result.reasons[0].text
 
 
 def test_go_turns_into_iterate_when_a_scorecard_target_is_missed() -> None:
@@ -197,7 +197,7 @@ def test_keep_running_before_the_planned_sample_with_the_days_still_needed() -> 
     assert result.expected_days == pytest.approx(30.0)
     sample = next(reason for reason in result.reasons if reason.kind == "sample")
     assert (sample.threshold, sample.observed) == (4000, 1000)
-    assert "1,000 of 4,000 planned participants exposed (25 %)" in sample.text
+    assert "1,000 of 4,000 planned participants exposed (25%)" in sample.text
     assert "about 30 more days" in sample.text
 
 
@@ -275,7 +275,7 @@ def test_srm_mismatch_is_a_blocking_reason_whatever_the_evidence() -> None:
     assert result.variant is None
     srm = result.reasons[0]
     assert srm.kind == "srm"
-    assert "control 600, guided 400" in srm.text and "50 % / 50 %" in srm.text
+    assert "control 600, guided 400" in srm.text and "50% / 50%" in srm.text
 
 
 def test_an_error_row_for_the_primary_is_a_reason_not_a_crash() -> None:
@@ -358,7 +358,7 @@ def test_a_correction_can_make_a_clear_interval_inconclusive() -> None:
     comparisons = [row("trip_completed", 0.081, 0.012, 0.150, p=0.03, adjusted=0.08), SAFE]
     result = decide(comparisons, experiment=experiment)
     assert result.outcome == "keep running"
-    assert "holm-adjusted p-value 0.08 is not below 0.05" in result.reasons[0].text
+    assert "corrected for multiple comparisons (Holm), its p-value 0.080 is not below 0.05" in result.reasons[0].text
     passing = [row("trip_completed", 0.081, 0.012, 0.150, p=0.01, adjusted=0.02), SAFE]
     assert decide(passing, experiment=experiment).outcome == "go"
 
@@ -369,14 +369,14 @@ def test_a_lower_is_better_primary_wins_by_going_down() -> None:
     result = decide([row("support_calls", -0.10, -0.15, -0.05)], experiment=experiment, pilot=pilot)
     assert (result.outcome, result.variant) == ("go", "guided")
     assert result.reasons[0].threshold == -0.02
-    assert "below the minimum effect of -2.0 % required for go" in result.reasons[0].text
+    assert "below the minimum effect of −2.0% required for go" in result.reasons[0].text
     assert decide([row("support_calls", 0.10, 0.05, 0.15)], experiment=experiment).outcome == "no-go"
 
 
 def test_an_absolute_difference_is_written_as_a_number_not_a_percentage() -> None:
     experiment = replace(EXPERIMENT, analysis=AnalysisPlan(difference="absolute"))
     result = decide([row("trip_completed", 0.024, 0.004, 0.044), SAFE], experiment=experiment)
-    assert "guided beats control by +0.024 (95 % interval +0.004 to +0.044)" in result.reasons[0].text
+    assert "guided beats control by +0.024 (95% interval +0.004 to +0.044)" in result.reasons[0].text
     assert "minimum effect of 0 required" in result.reasons[0].text
 
 
@@ -392,7 +392,7 @@ def test_bayesian_engine_decides_on_the_chance_to_beat_control(effect: float, ch
     primary = row("trip_completed", effect, effect - 0.06, effect + 0.06, chance=chance)
     result = decide([primary, SAFE_BAYES], experiment=BAYESIAN, units=PLAN_REACHED)
     assert result.outcome == outcome
-    assert f"{chance * 100:.1f} % chance to beat control" in result.reasons[0].text
+    assert f"{chance * 100:.1f}% chance to beat control" in result.reasons[0].text
     assert "credible interval" in result.reasons[0].text
 
 
@@ -404,24 +404,24 @@ def test_bayesian_go_also_needs_the_mean_effect_to_reach_the_minimum() -> None:
 
 def test_bayesian_guardrail_vetoes_on_the_chance_of_a_degradation_beyond_tolerance() -> None:
     winning = row("trip_completed", 0.05, 0.02, 0.08, chance=0.999)
-    # support_calls rising: +4 % with 95 % credible interval +0.08 % to +7.92 %, sd 2 %.
+    # support_calls rising: +4% with 95% credible interval +0.08% to +7.92%, sd 2%.
     rising = row("support_calls", 0.04, 0.04 - 0.0392, 0.04 + 0.0392, chance=0.977)
     result = decide([winning, rising], experiment=BAYESIAN, units=PLAN_REACHED)
     assert result.outcome == "iterate"
-    assert "2.3 % chance to beat control; lower is better" in result.reasons[1].text
-    assert "97.7 % chance of a degradation beyond the tolerance of 0.0 %" in result.reasons[1].text
+    assert "2.3% chance to beat control; lower is better" in result.reasons[1].text
+    assert "97.7% chance of a degradation beyond the tolerance of 0.0%" in result.reasons[1].text
     tolerant = replace(BAYESIAN, guardrails=(Guardrail("support_calls", tolerance=0.01),))
-    # P(rise > 1 %) = P(z > -1.5) = 93.3 % < 95 %: no veto.
+    # P(rise > 1%) = P(z > -1.5) = 93.3% < 95%: no veto.
     relaxed = decide([winning, rising], experiment=tolerant, units=PLAN_REACHED)
     assert relaxed.outcome == "go"
-    assert "93.3 % chance of a degradation beyond the tolerance of 1.0 %" in relaxed.reasons[1].text
+    assert "93.3% chance of a degradation beyond the tolerance of 1.0%" in relaxed.reasons[1].text
 
 
 def test_sequential_engine_names_its_always_valid_interval() -> None:
     experiment = replace(EXPERIMENT, analysis=AnalysisPlan(engine="sequential"))
     result = decide([row("trip_completed", 0.081, 0.012, 0.150), SAFE], experiment=experiment)
     assert result.outcome == "go"
-    assert "95 % always-valid interval" in result.reasons[0].text
+    assert "95% always-valid interval" in result.reasons[0].text
 
 
 def test_rows_of_other_metrics_and_variants_are_ignored() -> None:
@@ -504,8 +504,8 @@ def test_a_gbstats_relative_interval_too_imprecise_for_its_calibration_cannot_ma
     refusal = result.reasons[0]
     assert (refusal.kind, refusal.metric, refusal.variant) == ("error", "trip_completed", "guided")
     assert refusal.text == (
-        "trip_completed (primary): guided vs control +8.1 % (95 % always-valid interval +1.2 % to +15.0 % by "
-        "the gbstats delta method): the relative standard error of this ratio is 3.3 %, above the 2 % up to which "
+        "trip_completed (primary): guided vs control +8.1% (95% always-valid interval +1.2% to +15.0% by "
+        "the gbstats delta method): the relative standard error of this ratio is 3.3%, above the 2% up to which "
         "the calibration of the gbstats interval is shown. Less precise, it calls a treatment worse more often "
         "than alpha allows, and better less often, so it cannot support a decision: pre-register "
         "relative_interval: log (the Fieller method, calibrated at every sample size), or analyse the absolute "

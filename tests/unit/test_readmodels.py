@@ -24,13 +24,13 @@ NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 TODAY = NOW.date()
 
 
-def _history(experiment: str, metric: str, variant: str, partition: int, hour: datetime, n: int, total: float) -> dict:
+def _day(experiment: str, metric: str, variant: str, partition: int, day: date, n: int, total: float) -> dict:
     return {
         "experiment_key": experiment,
         "metric": metric,
         "variant": variant,
         "partition": partition,
-        "hour": hour,
+        "day": day,
         "n": n,
         "sum": total,
         "sum_squares": total,
@@ -46,27 +46,38 @@ def _apply(store: Store, key: str = "bikes", experiments: tuple[ExperimentPlan, 
     return spec
 
 
-def test_history_total_at_an_hour_sums_each_partitions_latest_row_at_or_before_it(store: Store) -> None:
-    h = [NOW - timedelta(hours=3 - i) for i in range(4)]
+def test_the_history_at_a_day_sums_the_participants_first_exposed_up_to_it_in_every_partition(store: Store) -> None:
+    d = [TODAY - timedelta(days=3 - i) for i in range(4)]
     store.write_rows(
         {
-            m.AggregateHistory: [
-                _history("trial", "converted", "control", 0, h[0], 10, 3.0),
-                _history("trial", "converted", "control", 1, h[1], 5, 1.0),
-                _history("trial", "converted", "control", 0, h[2], 14, 5.0),
-                _history("trial", "converted", "guided", 1, h[3], 7, 2.0),
+            m.ExposureDay: [
+                _day("trial", "converted", "control", 0, d[0], 10, 3.0),
+                _day("trial", "converted", "control", 1, d[1], 5, 1.0),
+                _day("trial", "converted", "control", 0, d[2], 4, 2.0),
+                _day("trial", "converted", "guided", 1, d[3], 7, 2.0),
             ]
         }
     )
     series = exposure_reads.history_series(store, "trial")
-    assert [hour for hour, _ in series] == h
+    assert [day for day, _ in series] == d
     control = [stats["converted"].get("control") for _, stats in series]
     assert [(s.n, s.sum) for s in control if s] == [(10, 3.0), (15, 4.0), (19, 6.0), (19, 6.0)]
     assert "guided" not in series[2][1]["converted"]
     assert series[3][1]["converted"]["guided"] == Statistic(7, 2.0, 2.0, 0.0, 0.0, 0.0)
 
 
-def test_the_last_hour_of_the_history_equals_the_current_aggregates_and_the_engines_result(store: Store) -> None:
+def test_a_backlog_written_at_once_shows_as_the_days_it_covers(store: Store) -> None:
+    """Three weeks of participants processed in one write are three weeks of history, not one point."""
+    spec = seed_pilot(store, "bikes", [ExperimentPlan("trial", participants=900)], days=21, participants=200, now=NOW)
+    series = exposure_reads.history_series(store, "trial")
+    assert len(series) >= 20
+    assert series[0][0] <= TODAY - timedelta(days=20)
+    looks = exposure_reads.monitoring(store, spec.experiments[0], ["converted"])
+    assert len({p.day for p in looks}) == len(series)
+    assert [p.units for p in looks] == sorted(p.units for p in looks)
+
+
+def test_the_last_day_of_the_history_equals_the_current_aggregates_and_the_engines_result(store: Store) -> None:
     spec = seed_pilot(store, "bikes", [ExperimentPlan("trial", participants=800)], days=4, participants=200, now=NOW)
     last = exposure_reads.history_series(store, "trial")[-1][1]
     current = store.experiment_statistics("trial")
@@ -76,13 +87,13 @@ def test_the_last_hour_of_the_history_equals_the_current_aggregates_and_the_engi
             assert last[metric][variant].sum == pytest.approx(stat.sum, rel=1e-9)
             assert last[metric][variant].sum_squares == pytest.approx(stat.sum_squares, rel=1e-9)
     looks = exposure_reads.monitoring(store, spec.experiments[0], ["converted"])
-    final = [p for p in looks if p.hour == looks[-1].hour]
+    final = [p for p in looks if p.day == looks[-1].day]
     engine = experiment_results(store, "trial")["analysis"]["comparisons"]
     row = next(r for r in engine if r["metric"] == "converted")
     assert final[0].effect == pytest.approx(row["effect"], rel=1e-9)
     assert (final[0].ci_low, final[0].ci_high) == pytest.approx((row["ci_low"], row["ci_high"]), rel=1e-9)
     assert final[0].units == sum(s.n for s in current[UNITS].values())
-    assert len({p.hour for p in looks}) <= exposure_reads.MONITORING_LOOKS
+    assert len({p.day for p in looks}) <= exposure_reads.MONITORING_LOOKS
 
 
 def test_statistics_of_every_experiment_sum_the_partitions_like_the_store(store: Store) -> None:
@@ -104,30 +115,42 @@ def test_statistics_of_every_experiment_sum_the_partitions_like_the_store(store:
                 assert astuple(everything[key][metric][variant]) == pytest.approx(astuple(stat), rel=1e-12)
 
 
-def test_exposure_rate_is_measured_over_the_last_week_or_since_the_start(store: Store) -> None:
-    _apply(store, experiments=(ExperimentPlan("trial"), ExperimentPlan("young"), ExperimentPlan("paused")))
-    week_ago, two_days_ago = NOW - timedelta(days=7), NOW - timedelta(days=2)
-    store.write_rows(
-        {
-            m.AggregateHistory: [
-                _history("trial", UNITS, "control", 0, week_ago - timedelta(hours=2), 100, 0.0),
-                _history("trial", UNITS, "guided", 1, week_ago - timedelta(hours=1), 120, 0.0),
-                _history("trial", UNITS, "control", 0, NOW, 240, 0.0),
-                _history("trial", UNITS, "guided", 1, NOW, 260, 0.0),
-            ]
-        }
+def test_the_pace_is_first_exposures_a_day_over_the_last_seven_complete_days_of_event_time(store: Store) -> None:
+    _apply(
+        store,
+        experiments=(ExperimentPlan("trial"), ExperimentPlan("young"), ExperimentPlan("new"), ExperimentPlan("paused")),
     )
+    rows = [
+        # Before the window: not in the pace.
+        _day("trial", UNITS, "control", 0, TODAY - timedelta(days=8), 100, 0.0),
+        *(
+            _day("trial", UNITS, v, p, TODAY - timedelta(days=k), 20, 0.0)
+            for k in range(1, 8)
+            for v, p in (("control", 0), ("guided", 1))
+        ),
+        # Today's participants are still arriving: not in the pace either.
+        _day("trial", UNITS, "guided", 1, TODAY, 500, 0.0),
+        _day("young", UNITS, "control", 0, TODAY - timedelta(days=2), 30, 0.0),
+        _day("young", UNITS, "guided", 0, TODAY - timedelta(days=1), 30, 0.0),
+        _day("new", UNITS, "control", 0, TODAY, 12, 0.0),
+        _day("paused", UNITS, "control", 0, TODAY - timedelta(days=1), 50, 0.0),
+    ]
+    store.write_rows({m.ExposureDay: rows})
     store.set_status("paused", "stopped", actor="lab")
     experiments = catalog.stored_experiments(store)
-    started = {"trial": NOW - timedelta(days=20), "young": two_days_ago, "paused": NOW - timedelta(days=20)}
-    experiments = tuple(replace(e, started_at=started[e.spec.key]) for e in experiments)
-    rates = exposure_reads.exposures(store, experiments, {"trial": 500, "young": 60, "paused": 400}, as_of=NOW)
-    assert rates["trial"].units_per_day == pytest.approx((500 - 220) / 7)
-    assert rates["trial"].days_to_reach == pytest.approx((4000 - 500) / ((500 - 220) / 7))
+    # When the experiments were registered says nothing of when their participants came.
+    experiments = tuple(replace(e, started_at=NOW - timedelta(hours=1)) for e in experiments)
+    units = {"trial": 880, "young": 60, "new": 12, "paused": 50}
+    rates = exposure_reads.exposures(store, experiments, units, as_of=NOW)
+    assert rates["trial"].units_per_day == pytest.approx(40.0)
+    assert rates["trial"].rate_days == 7
+    assert rates["trial"].days_to_reach == pytest.approx((4000 - 880) / 40.0)
     assert rates["young"].units_per_day == pytest.approx(60 / 2)
+    assert rates["new"].units_per_day is None
+    assert rates["new"].days_to_reach is None
     assert rates["paused"].units_per_day == 0.0
     assert rates["paused"].days_to_reach is None
-    assert rates["trial"].progress == pytest.approx(500 / 4000)
+    assert rates["trial"].progress == pytest.approx(880 / 4000)
 
 
 def _adoption(pilot: str, day: date, segment: str, partition: int, active: int, new: int, activated: int) -> dict:

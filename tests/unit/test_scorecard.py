@@ -7,6 +7,7 @@ import pytest
 
 from experiments.adoption import bass_cumulative, fit_bass
 from experiments.feedback import Idea, summarise_voice
+from experiments.formatting import english
 from experiments.registry import DecisionRules, PilotSpec
 from experiments.scorecard import AdoptionSummary, Criterion, Scorecard, build_scorecard
 
@@ -113,7 +114,7 @@ def test_adopters_forecast_is_the_bass_forecast_at_the_horizon() -> None:
     forecast = criterion(card, "adopters_forecast")
     assert forecast.observed == pytest.approx(fit.adopters_at(365))
     assert forecast.observed == pytest.approx(5000.0, rel=0.02)
-    assert "365 days" in forecast.detail and "band" in forecast.detail
+    assert "365 days" in english(forecast.detail) and "band" in english(forecast.detail)
 
 
 def test_a_given_forecast_is_used_instead_of_fitting() -> None:
@@ -128,7 +129,7 @@ def test_a_forecast_that_cannot_be_fitted_has_no_data_and_says_why() -> None:
     card = build_scorecard(PILOT, replace(ADOPTION, cumulative_adopters=((0.0, 0), (1.0, 3))), VOICE)
     forecast = criterion(card, "adopters_forecast")
     assert forecast.status == "no data"
-    assert "at least 4" in forecast.detail
+    assert "at least 4" in english(forecast.detail)
 
 
 def test_district_reach_is_the_share_of_target_districts_with_active_participants() -> None:
@@ -137,7 +138,7 @@ def test_district_reach_is_the_share_of_target_districts_with_active_participant
     reach = criterion(card, "district_reach")
     assert reach.observed == pytest.approx(2 / 5)
     assert reach.status == "missed"
-    assert "east, west, centre" in reach.detail
+    assert "east, west, centre" in english(reach.detail)
     gap = criterion(card, "reach_gap")
     assert gap.observed == 1.0
     assert gap.status == "missed"
@@ -147,7 +148,7 @@ def test_reach_gap_compares_active_participants_between_best_and_worst_district(
     gap = criterion(build_scorecard(PILOT, ADOPTION, VOICE), "reach_gap")
     assert gap.observed == pytest.approx(1 - 90 / 200)
     assert gap.status == "met"
-    assert "north" in gap.detail and "centre" in gap.detail
+    assert "north" in english(gap.detail) and "centre" in english(gap.detail)
 
 
 def test_reach_gap_uses_adoption_rates_when_district_populations_are_known() -> None:
@@ -173,7 +174,7 @@ def test_segment_coverage_counts_the_values_reached() -> None:
     channel = criterion(build_scorecard(PILOT, ADOPTION, VOICE), "segment:channel")
     assert channel.observed == 2.0
     assert channel.status == "no target"
-    assert channel.detail == "app: 500, web: 100, kiosk: 0."
+    assert english(channel.detail) == "app: 500, web: 100, kiosk: 0."
 
 
 def test_human_axis_reads_the_citizens_voice() -> None:
@@ -190,8 +191,8 @@ def test_comment_and_idea_volumes_come_with_themes_and_top_ideas() -> None:
     card = build_scorecard(PILOT, ADOPTION, VOICE)
     comments = criterion(card, "comments")
     assert comments.observed == 3.0
-    assert "bike lanes (2)" in comments.detail
-    assert criterion(card, "ideas").detail == "Most voted: Night service (9 votes); Cargo bikes (4 votes)."
+    assert "bike lanes (2)" in english(comments.detail)
+    assert english(criterion(card, "ideas").detail) == "Most voted: “Night service” (9 votes); “Cargo bikes” (4 votes)."
 
 
 def test_no_feedback_means_no_data_for_the_satisfaction_targets() -> None:

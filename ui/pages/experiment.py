@@ -1,19 +1,26 @@
-"""Experiment: the effect and interval of every metric and variant, the forest plot, the sequential
-monitoring chart, the sample-ratio check and the progress towards the planned sample."""
+"""Experiment: what the figures say, the effect and interval of every metric and variant (technical
+columns behind an expander), the forest plot, the monitoring chart by day of first exposure, the
+sample-ratio check and the pace towards the planned sample, in event time."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
+from experiments import formatting as fmt
+from experiments import report
+from experiments.i18n import description_of, name_of, spec_text
 from experiments.readmodels.exposure import comparisons, units_of
-from experiments.report import describe, metric_roles
-from ui import auth, charts, data
-from ui.format import count, days, share
+from ui import auth, charts, data, export
+from ui.glossary import help_for
+from ui.icons import VERDICT_ICONS
+from ui.language import _, current
 from ui.selection import choose_experiment
+from ui.text import plain
 
 auth.require("read")
-st.title("Experiment")
+language = current()
+st.title(_("Experiment"))
 url = data.database_url()
 pilots = data.pilots(url)
 stored = choose_experiment(data.experiments(url), pilots)
@@ -21,166 +28,219 @@ if stored is None:
     st.stop()
 spec = stored.spec
 plan = spec.analysis
-roles = metric_roles(spec.primary, [g.metric for g in spec.guardrails], [mk.key for mk in spec.metrics])
+roles = report.metric_roles(spec.primary, [g.metric for g in spec.guardrails], [mk.key for mk in spec.metrics])
+names = {mk.key: name_of(mk, language) for mk in spec.metrics}
+kinds = {mk.key: mk.type for mk in spec.metrics}
 
 ev = data.evaluation(url, spec.key)
-st.markdown(f"**{spec.hypothesis or 'No hypothesis written.'}**")
-started = "" if stored.started_at is None else f" · started {stored.started_at:%Y-%m-%d}"
+hypothesis = spec_text(spec.hypothesis, language)
+st.markdown(f"**{plain(hypothesis)}**" if hypothesis else _("No hypothesis written."))
+started = fmt.day(stored.started_at.date(), language) if stored.started_at else fmt.MISSING
 st.caption(
-    f"Status **{stored.status}**{started} · control **{spec.control}** · engine **{plan.engine}** · "
-    f"{plan.difference} difference · alpha **{plan.alpha:g}** · correction **{plan.correction}**"
-    + (f" · sequential tuning N* = {plan.sequential_tuning:,}" if plan.engine == "sequential" else "")
-    + f" · figures as of {ev.results['as_of']}"
+    plain(
+        _("{status} · started {started} · control: {control} · figures as of {as_of}").format(
+            status=fmt.term(fmt.STATUSES, stored.status, language),
+            started=started,
+            control=spec.control,
+            as_of=fmt.moment(ev.as_of, language),
+        )
+    )
 )
 
 segment_box, metric_box = st.columns(2)
 view_all = data.experiment_view(url, spec.key, "", spec.primary)
-segment = segment_box.selectbox(
-    "Participants", ["", *view_all.segments], format_func=lambda s: "Everyone" if not s else s.replace(":", ": ")
-)
+# Labels written now, once: a widget may call its format function again outside this run.
+segment_labels = {"": _("Everyone"), **{s: s.replace(":", ": ") for s in view_all.segments}}
+segment = segment_box.selectbox(_("Participants"), list(segment_labels), format_func=segment_labels.__getitem__)
 results = ev.results if not segment else data.experiment_view(url, spec.key, segment, spec.primary).results
 analysis = results["analysis"]
 srm = analysis["srm"]
 units = units_of(results)
 
 if srm["mismatch"]:
-    planned = " / ".join(f"{v} {share(w)}" for v, w in spec.variants)
-    seen = ", ".join(f"{v} {count(units.get(v, 0))}" for v, _ in spec.variants)
+    planned = " / ".join(f"{v} {fmt.share(w, language)}" for v, w in spec.variants)
+    seen = ", ".join(f"{v} {fmt.count(units.get(v, 0), language)}" for v, _w in spec.variants)
     st.error(
-        f"Sample ratio mismatch (p = {srm['p_value']:.2g}): participants per variant ({seen}) do not match the "
-        f"planned split ({planned}). Assignment or logging is broken: no comparison below can be trusted."
+        plain(
+            _(
+                "Sample ratio mismatch ({p}): participants per variant ({seen}) do not match the planned split "
+                "({planned}). Assignment or logging is broken: no comparison below can be trusted."
+            ).format(p=fmt.p_is(srm["p_value"], language), seen=seen, planned=planned)
+        ),
+        icon=":material/report:",
     )
 
 exposure = ev.exposure
 if exposure.planned_sample:
     st.progress(
         exposure.progress or 0.0,
-        text=f"{count(exposure.units)} of {count(exposure.planned_sample)} planned participants exposed "
-        f"({share(exposure.progress)})",
+        text=_("{units} of {planned} planned participants exposed ({share})").format(
+            units=fmt.count(exposure.units, language),
+            planned=fmt.count(exposure.planned_sample, language),
+            share=fmt.share(exposure.progress, language),
+        ),
     )
-    if stored.status == "running":
-        st.caption(
-            f"Exposure rate over the last days: {exposure.units_per_day:,.1f} participants a day; planned sample "
-            f"reached in {days(exposure.days_to_reach)}."
-        )
 else:
-    st.caption(f"{count(exposure.units)} participants exposed; the plan sets no sample size.")
+    st.caption(
+        _("{units} participants exposed; the plan sets no sample size.").format(
+            units=fmt.count(exposure.units, language)
+        )
+    )
+if stored.status == "running":
+    if exposure.units_per_day is None:
+        st.caption(
+            _("Pace: not enough data yet (no complete day of first exposures)."), help=help_for("planned-sample")
+        )
+    else:
+        st.caption(
+            _(
+                "Pace over the last {days} days of first exposures: {rate} participants a day; planned sample {when}."
+            ).format(
+                days=fmt.count(exposure.rate_days, language),
+                rate=fmt.number(exposure.units_per_day, language, 1),
+                when=_("reached in {days}").format(days=fmt.days_to_go(exposure.days_to_reach, language))
+                if exposure.planned_sample
+                else _("not set"),
+            ),
+            help=help_for("planned-sample"),
+        )
 
 rows = comparisons(results)
-st.subheader("What the figures say")
+st.subheader(_("What the figures say"), help=help_for("interval"))
 for row in rows:
     if roles.get(row.metric) == "secondary":
         continue
-    said = describe(row, spec)
-    icon = {
-        "better": ":green[:material/thumb_up:]",
-        "worse": ":red[:material/thumb_down:]",
-        "unclear": ":gray[:material/radio_button_unchecked:]",
-        "error": ":orange[:material/warning:]",
-    }[said.verdict]
-    st.markdown(f"{icon} **{roles[row.metric]}** — {said.text}")
+    said = report.describe(row, spec, language)
+    role = fmt.term(fmt.ROLES, roles[row.metric], language)
+    st.markdown(f"{VERDICT_ICONS[said.verdict]} **{plain(role)}** — {plain(said.text)}")
 
-st.subheader("Results by metric and variant")
+described = [(names[mk.key], description_of(mk, language)) for mk in spec.metrics if description_of(mk, language)]
+if described:
+    with st.expander(_("What each metric measures"), icon=":material/straighten:"):
+        for name, text in described:
+            st.markdown(f"**{plain(name)}**: {plain(text)}")
+
+st.subheader(_("Results by metric and variant"))
+interval = report.interval_label(plan.alpha, plan.engine, language).capitalize()
+bayesian = plan.engine == "bayesian"
 table = pd.DataFrame(
     [
         {
-            "Metric": r.metric,
-            "Role": roles.get(r.metric, "secondary"),
-            "Variant": r.variant,
-            "Participants": units.get(r.variant, 0),
-            "Control mean": r.control_mean,
-            "Variant mean": r.mean,
-            "Effect": r.effect,
-            "Interval low": r.ci_low,
-            "Interval high": r.ci_high,
-            "p-value": r.p_value,
-            "Adjusted p-value": r.adjusted_p_value,
-            "Chance to win": r.chance_to_win,
-            "Error": r.error or "",
+            _("Metric"): names.get(r.metric, r.metric),
+            _("Role"): fmt.term(fmt.ROLES, roles.get(r.metric, "secondary"), language),
+            _("Variant"): r.variant,
+            _("Participants"): fmt.count(units.get(r.variant, 0), language),
+            _("Control"): fmt.metric_value(r.control_mean, kinds.get(r.metric, "mean"), language),
+            _("Variant's value"): fmt.metric_value(r.mean, kinds.get(r.metric, "mean"), language),
+            _("Effect"): report.signed(r.effect, plan.difference, language),
+            interval: _("{low} to {high}").format(
+                low=report.signed(r.ci_low, plan.difference, language),
+                high=report.signed(r.ci_high, plan.difference, language),
+            ),
+            (_("Chance to beat the control") if bayesian else _("p-value")): fmt.share(r.chance_to_win, language, 1)
+            if bayesian
+            else fmt.p_value(r.adjusted_p_value if plan.correction != "none" else r.p_value, language),
         }
         for r in rows
     ]
 )
-effect_format = "percent" if plan.difference == "relative" else "%.4g"
-st.dataframe(
-    table,
-    hide_index=True,
-    column_config={
-        "Effect": st.column_config.NumberColumn(format=effect_format),
-        "Interval low": st.column_config.NumberColumn(format=effect_format),
-        "Interval high": st.column_config.NumberColumn(format=effect_format),
-        "Control mean": st.column_config.NumberColumn(format="%.4g"),
-        "Variant mean": st.column_config.NumberColumn(format="%.4g"),
-        "p-value": st.column_config.NumberColumn(format="%.4f"),
-        "Adjusted p-value": st.column_config.NumberColumn(format="%.4f"),
-        "Chance to win": st.column_config.NumberColumn(format="percent"),
-    },
-)
-st.caption(
-    f"Effect = (variant - control) / control mean ({plan.difference} difference); interval at "
-    f"{share(1 - plan.alpha)}; p-values adjusted with {plan.correction} across every metric and treatment. "
-    f"Sample-ratio check: p = {srm['p_value']:.3g} against the planned weights "
-    + ", ".join(f"{v} {w:g}" for v, w in spec.variants)
-    + "."
+export.table(table, f"results-{spec.key}")
+with st.expander(_("Technical details"), icon=":material/data_object:"):
+    export.table(
+        pd.DataFrame(
+            [
+                {
+                    _("Metric key"): r.metric,
+                    _("Variant"): r.variant,
+                    _("Control mean"): fmt.significant(r.control_mean, language, 6),
+                    _("Variant mean"): fmt.significant(r.mean, language, 6),
+                    _("Effect"): fmt.significant(r.effect, language, 6),
+                    _("Interval low"): fmt.significant(r.ci_low, language, 6),
+                    _("Interval high"): fmt.significant(r.ci_high, language, 6),
+                    _("p-value"): fmt.p_value(r.p_value, language),
+                    _("Adjusted p-value"): fmt.p_value(r.adjusted_p_value, language),
+                    _("Chance to win"): fmt.share(r.chance_to_win, language, 1),
+                    _("Error"): r.error or fmt.MISSING,
+                }
+                for r in rows
+            ]
+        ),
+        f"results-{spec.key}-technical",
+    )
+    for label, value in report.analysis_settings(
+        engine=plan.engine,
+        difference=plan.difference,
+        alpha=plan.alpha,
+        correction=plan.correction,
+        minimum_effect=ev.pilot.decision.minimum_effect,
+        srm=srm,
+        as_of=None,
+        language=language,
+    ):
+        st.markdown(f"**{plain(label)}**: {plain(value)}")
+
+st.subheader(_("Forest plot"), help=help_for("minimum-effect"))
+charts.show(
+    charts.forest_chart(
+        rows,
+        roles,
+        difference=plan.difference,
+        alpha=plan.alpha,
+        engine=plan.engine,
+        minimum_effect=ev.pilot.decision.minimum_effect,
+        names=names,
+        limits=report.spec_limits(spec),
+        language=language,
+        width=None,
+    ),
+    frame=report.FOREST_FRAME,
 )
 
-left, right = st.columns(2)
-with left:
-    st.subheader("Forest plot")
-    charts.show(
-        charts.forest_chart(
-            rows,
-            roles,
-            difference=plan.difference,
-            alpha=plan.alpha,
-            engine=plan.engine,
-            minimum_effect=ev.pilot.decision.minimum_effect,
+st.subheader(
+    _("Monitoring, day by day of first exposure"),
+    help=help_for("always-valid-interval" if plan.engine == "sequential" else "interval"),
+)
+metric = metric_box.selectbox(
+    _("Metric followed over time"),
+    [mk.key for mk in spec.metrics],
+    index=[mk.key for mk in spec.metrics].index(spec.primary),
+    format_func=lambda k: f"{names[k]} ({fmt.term(fmt.ROLES, roles[k], language)})",
+)
+looks = [p for p in data.experiment_view(url, spec.key, "", metric).monitoring if p.metric == metric]
+if len({p.day for p in looks}) >= 2:
+    charts.show(charts.monitoring_chart(looks, difference=plan.difference, alpha=plan.alpha, engine=plan.engine))
+else:
+    st.info(_("Not enough data yet: the chart needs participants first exposed on two different days at least."))
+if plan.engine == "sequential":
+    st.caption(
+        _(
+            "Each point: the participants first exposed up to that day, with their outcomes as measured now. "
+            "Always-valid intervals: they may be read at any time without inflating false positives."
         )
     )
-with right:
-    st.subheader("Sequential monitoring")
-    metric = metric_box.selectbox(
-        "Metric followed over time",
-        [mk.key for mk in spec.metrics],
-        index=[mk.key for mk in spec.metrics].index(spec.primary),
-        format_func=lambda k: f"{k} ({roles[k]})",
+else:
+    st.caption(
+        _(
+            "Each point: the participants first exposed up to that day, with their outcomes as measured now. "
+            "These intervals hold at the planned sample only: reading them early and stopping on a good day "
+            "inflates false positives."
+        )
     )
-    looks = data.experiment_view(url, spec.key, "", metric).monitoring
-    if looks:
-        charts.show(
-            charts.monitoring_chart(
-                [p for p in looks if p.metric == metric],
-                difference=plan.difference,
-                alpha=plan.alpha,
-                engine=plan.engine,
-            )
-        )
-    else:
-        st.info("No hourly history yet for this experiment.")
-    if plan.engine == "sequential":
-        st.caption("Always-valid intervals: they may be read at any time without inflating false positives.")
-    else:
-        st.caption(
-            f"Intervals of the {plan.engine} engine at each hour. They are valid at the planned sample only: "
-            "reading them early and stopping on a good day inflates false positives."
-        )
 
-st.subheader("Variants")
-st.dataframe(
+st.subheader(_("Variants"), help=help_for("srm"))
+total = max(1, sum(units.values()))
+export.table(
     pd.DataFrame(
         [
             {
-                "Variant": v,
-                "Planned weight": w,
-                "Participants": units.get(v, 0),
-                "Observed share": units.get(v, 0) / max(1, sum(units.values())),
+                _("Variant"): v,
+                _("Planned share"): fmt.share(w, language),
+                _("Participants"): fmt.count(units.get(v, 0), language),
+                _("Observed share"): fmt.share(units.get(v, 0) / total, language, 1),
             }
             for v, w in spec.variants
         ]
     ),
-    hide_index=True,
-    column_config={
-        "Planned weight": st.column_config.NumberColumn(format="percent"),
-        "Observed share": st.column_config.NumberColumn(format="percent"),
-    },
+    f"variants-{spec.key}",
 )
+st.caption(_("Sample ratio check: {p} against the planned shares.").format(p=fmt.p_is(srm["p_value"], language)))

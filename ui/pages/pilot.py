@@ -1,100 +1,128 @@
-"""Pilot: the adoption curve with its Bass forecast, daily activity, retention cohorts and reach."""
+"""Pilot: the adoption curve with its Bass forecast explained in words, daily activity on the same time
+axis, retention cohorts, reach, and the pilot's budget with its timeline."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import streamlit as st
 
-from ui import auth, charts, data
-from ui.format import count, share
+from experiments import formatting as fmt
+from experiments.adoption import explain_forecast
+from experiments.i18n import spec_text
+from ui import auth, charts, data, timeline
+from ui.glossary import help_for
+from ui.language import _, current
 from ui.selection import choose_pilot
+from ui.text import plain
 
 auth.require("read")
-st.title("Pilot")
+language = current()
+st.title(_("Pilot"))
 url = data.database_url()
 pilot = choose_pilot(data.pilots(url))
 if pilot is None:
     st.stop()
 
-facts = [f"stage **{pilot.stage}**"]
+facts = [_("stage: {stage}").format(stage=fmt.term(fmt.STAGES, pilot.stage, language))]
 if pilot.start:
-    facts.append(f"started {pilot.start:%Y-%m-%d}")
+    facts.append(_("started {day}").format(day=fmt.day(pilot.start, language)))
 if pilot.next_decision:
-    facts.append(f"next decision **{pilot.next_decision:%Y-%m-%d}**")
-if pilot.budget is not None:
-    facts.append(f"budget {pilot.budget:,.0f} {pilot.currency}")
+    facts.append(_("next decision {day}").format(day=fmt.day(pilot.next_decision, language)))
 if pilot.owner:
-    facts.append(f"owner {pilot.owner}")
-st.caption(" · ".join(facts))
-if pilot.description:
-    st.markdown(pilot.description)
+    facts.append(_("owner: {owner}").format(owner=pilot.owner))
+st.caption(plain(" · ".join(facts)))
+description = spec_text(pilot.description, language)
+if description:
+    st.markdown(plain(description))
 
 everyone = data.pilot_view(url, pilot.key, "")
-segment = st.selectbox(
-    "Participants", ["", *everyone.segments], format_func=lambda s: "Everyone" if not s else s.replace(":", ": ")
-)
+# Labels written now, once: a widget may call its format function again outside this run.
+segment_labels = {"": _("Everyone"), **{s: s.replace(":", ": ") for s in everyone.segments}}
+segment = st.selectbox(_("Participants"), list(segment_labels), format_func=segment_labels.__getitem__)
 view = everyone if not segment else data.pilot_view(url, pilot.key, segment)
 series = view.series
 if not series:
-    st.info("No usage recorded yet for these participants.")
+    st.info(_("No usage recorded yet for these participants."))
     st.stop()
 
 last = series[-1]
 adopters, active, activated, age = st.columns(4)
-adopters.metric("Participants so far", count(last.cumulative_adopters), delta=f"+{last.new:,} on {last.day:%d %b}")
-active.metric(f"Active on {last.day:%d %b}", count(last.active))
-activated.metric(
-    "Activated",
-    share(last.cumulative_activated / last.cumulative_adopters if last.cumulative_adopters else None),
-    help=f"Share of participants who did the key action ({pilot.key_action or 'none set'}) at least once.",
+adopters.metric(
+    _("Participants so far"),
+    fmt.count(last.cumulative_adopters, language),
+    delta=_("+{n} on {day}").format(n=fmt.count(last.new, language), day=fmt.day(last.day, language, "short")),
 )
-age.metric("Days since the start", count(last.days_since_start + 1))
+active.metric(_("Active on {day}").format(day=fmt.day(last.day, language, "short")), fmt.count(last.active, language))
+activated.metric(
+    _("Activated"),
+    fmt.share(last.cumulative_activated / last.cumulative_adopters if last.cumulative_adopters else None, language),
+    help=plain(
+        _("Share of participants who did the key action ({action}) at least once.").format(
+            action=pilot.key_action or _("none set")
+        )
+    ),
+)
+age.metric(_("Days since the start"), fmt.count(last.days_since_start + 1, language))
 
 left, right = st.columns(2)
 with left:
-    st.subheader("Adoption and forecast")
+    st.subheader(_("Adoption and forecast"), help=help_for("bass-forecast"))
     cumulative = [(float(r.days_since_start), r.cumulative_adopters) for r in series]
-    charts.show(charts.adoption_chart(cumulative, view.forecast))
+    start = series[0].day - timedelta(days=series[0].days_since_start)
+    charts.show(charts.adoption_chart(cumulative, view.forecast, start=start, language=language, width=None))
     fit = everyone.fit
     if segment:
-        st.caption("The Bass forecast is fitted to everyone's adoption; choose Everyone to see it.")
-    elif fit is None or fit.parameters is None:
-        st.caption(f"No forecast yet: {fit.error if fit else 'no data'}")
-    else:
-        p, q, m = fit.innovation, fit.imitation, fit.market_potential
-        assert p is not None and q is not None and m is not None
-        st.caption(
-            f"Bass diffusion fit: innovation p = {p.value:.4f} ({p.low:.4f} to {p.high:.4f}), imitation "
-            f"q = {q.value:.4f} ({q.low:.4f} to {q.high:.4f}) per day, market potential m = {m.value:,.0f} "
-            f"({m.low:,.0f} to {m.high:,.0f}) citizens; {fit.level * 100:.0f} % intervals, band from "
-            "the fit's covariance."
+        st.caption(_("The Bass forecast is fitted to everyone's adoption; choose Everyone to see it."))
+    elif fit is not None:
+        reading = explain_forecast(
+            fit,
+            pilot_age_days=float(last.days_since_start + 1),
+            adopters=float(last.cumulative_adopters),
+            latest_new=float(last.new),
+            horizon_days=float(pilot.decision.forecast_horizon_days),
+            population=pilot.population,
         )
+        st.markdown(plain(fmt.render(reading.summary, language)))
+        if reading.cautions:
+            st.warning(
+                "\n".join(f"- {plain(fmt.render(c, language))}" for c in reading.cautions),
+                icon=":material/warning:",
+            )
 with right:
-    st.subheader("Daily activity")
+    st.subheader(_("Daily activity"))
     charts.show(charts.daily_activity_chart(series))
-    st.caption("New: first day of use. Returning: active again after their first day.")
+    st.caption(_("New: first day of use. Returning: active again after their first day."))
 
-st.subheader("Retention by weekly cohort")
+st.subheader(_("Retention by weekly cohort"), help=help_for("retention"))
 if view.retention.cohorts:
     charts.show(charts.retention_heatmap(view.retention))
     curve = view.retention.average()
     st.caption(
-        "Share of each week's newcomers still active k weeks later. Across cohorts: "
-        + ", ".join(f"week {k}: {share(rate)}" for k, rate in zip(view.retention.weeks, curve, strict=True))
-        + "."
+        _("Share of each week's newcomers still active k weeks later. Across cohorts: {weeks}.").format(
+            weeks=", ".join(
+                _("week {k}: {share}").format(k=k, share=fmt.share(rate, language))
+                for k, rate in zip(view.retention.weeks, curve, strict=True)
+            )
+        )
     )
 else:
-    st.info("No retention cohort yet.")
+    st.info(_("No retention cohort yet."))
 
-st.subheader("Reach")
+st.subheader(_("Reach"))
 names = list(dict.fromkeys(r.segment for r in view.reach))
 for column, name in zip(st.columns(max(1, len(names))), names, strict=False):
     with column:
-        st.markdown(f"**By {name}**")
+        st.markdown(_("**By {segment}**").format(segment=plain(name)))
         charts.show(charts.reach_chart(view.reach, name))
 if pilot.districts:
     reached = [r for r in view.reach if r.segment == "district" and r.value in pilot.districts]
     missing = [r.value for r in reached if r.participants == 0]
-    st.caption(
-        f"{len(reached) - len(missing)} of {len(pilot.districts)} target districts reached"
-        + (f"; none yet in {', '.join(missing)}." if missing else ".")
+    said = _("{reached} of {targets} target districts reached.").format(
+        reached=fmt.count(len(reached) - len(missing), language), targets=fmt.count(len(pilot.districts), language)
     )
+    if missing:
+        said += " " + _("None yet in {districts}.").format(districts=", ".join(missing))
+    st.caption(plain(said))
+
+timeline.show(pilot, last.cumulative_adopters if not segment else everyone.series[-1].cumulative_adopters, language)

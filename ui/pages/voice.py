@@ -1,16 +1,22 @@
-"""Citizens' voice: NPS, usability (SUS), ratings, recent comments, ideas ranked by votes, themes."""
+"""Citizens' voice: NPS, usability (SUS), ratings, recent comments, ideas ranked by votes, themes.
+
+Citizens' texts are shown in tables (drawn as text, never as Markdown) and exported with formula signs
+neutralised (`ui.export`)."""
 
 from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
 
-from ui import auth, charts, data
-from ui.format import count
+from experiments import formatting as fmt
+from ui import auth, charts, data, export
+from ui.glossary import help_for
+from ui.language import _, current
 from ui.selection import choose_pilot
 
 auth.require("read")
-st.title("Citizens' voice")
+language = current()
+st.title(_("Citizens' voice"))
 url = data.database_url()
 pilots = data.pilots(url)
 pilot = choose_pilot(pilots)
@@ -21,95 +27,106 @@ figures, summary = view.figures, view.summary
 
 nps_box, sus_box, rating_box, comment_box, idea_box = st.columns(5)
 nps_box.metric(
-    "Net Promoter Score",
-    "n/a" if figures.nps is None else f"{figures.nps:+.0f}",
-    help=f"{count(summary.nps_respondents)} respondents; % promoters (9-10) minus % detractors (0-6), -100 to +100.",
+    _("Net Promoter Score"),
+    fmt.signed_number(figures.nps, language, 2) if figures.nps is not None else fmt.MISSING,
+    help=_("{n} respondents.").format(n=fmt.count(summary.nps_respondents, language)) + "\n\n" + help_for("nps"),
 )
 sus_box.metric(
-    "Usability (SUS)",
-    "n/a" if figures.sus.mean is None else f"{figures.sus.mean:.1f}",
-    help=f"{count(figures.sus.respondents)} respondents"
-    + ("" if figures.sus.sd is None else f", standard deviation {figures.sus.sd:.1f}")
-    + "; 0-100, 68 is average usability.",
+    _("Usability (SUS)"),
+    fmt.number(figures.sus.mean, language, 0),
+    help=_("{n} respondents; 0-100, 68 is average usability.").format(n=fmt.count(figures.sus.respondents, language))
+    + "\n\n"
+    + help_for("sus"),
 )
 rating_box.metric(
-    "Rating",
-    "n/a" if figures.rating.mean is None else f"{figures.rating.mean:.2f} / 5",
-    help=f"{count(figures.rating.respondents)} ratings",
+    _("Rating"),
+    _("{mean} / 5").format(mean=fmt.number(figures.rating.mean, language, 1))
+    if figures.rating.mean is not None
+    else fmt.MISSING,
+    help=_("{n} ratings").format(n=fmt.count(figures.rating.respondents, language)),
 )
-comment_box.metric("Comments", count(figures.comments))
-idea_box.metric("Ideas", count(figures.ideas))
+comment_box.metric(_("Comments"), fmt.count(figures.comments, language))
+idea_box.metric(_("Ideas"), fmt.count(figures.ideas, language))
 
 left, right = st.columns(2)
 with left:
-    st.subheader("Would they recommend it?")
+    st.subheader(_("Would they recommend it?"), help=help_for("nps"))
     charts.show(charts.nps_chart(figures))
     st.caption(
-        f"{count(figures.promoters)} promoters, {count(figures.passives)} passives, "
-        f"{count(figures.detractors)} detractors."
+        _("{promoters} promoters, {passives} passives, {detractors} detractors.").format(
+            promoters=fmt.count(figures.promoters, language),
+            passives=fmt.count(figures.passives, language),
+            detractors=fmt.count(figures.detractors, language),
+        )
     )
-    st.subheader("Ratings")
+    st.subheader(_("Ratings"))
     charts.show(charts.rating_chart(figures))
 with right:
-    st.subheader("Themes")
+    st.subheader(_("Themes"))
     if summary.themes:
-        st.dataframe(
-            pd.DataFrame(summary.themes, columns=["Theme", "Comments and ideas using it"]),
-            hide_index=True,
-        )
-    else:
-        st.info("No comment or idea yet.")
-    st.subheader("Ideas, most supported first")
-    if view.ideas:
-        st.dataframe(
+        export.table(
             pd.DataFrame(
-                [(i.text, i.votes, i.voters, i.occurred_at) for i in view.ideas],
-                columns=["Idea", "Net votes", "Voters", "Proposed"],
+                [(theme, fmt.count(n, language)) for theme, n in summary.themes],
+                columns=[_("Theme"), _("Comments and ideas using it")],
             ),
-            hide_index=True,
-            column_config={"Proposed": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+            f"themes-{pilot.key}",
         )
     else:
-        st.info("No idea proposed yet.")
+        st.info(_("No comment or idea yet."))
+    st.subheader(_("Ideas, most supported first"))
+    if view.ideas:
+        export.table(
+            pd.DataFrame(
+                [
+                    (
+                        i.text,
+                        fmt.count(i.votes, language),
+                        fmt.count(i.voters, language),
+                        fmt.moment(i.occurred_at, language),
+                    )
+                    for i in view.ideas
+                ],
+                columns=[_("Idea"), _("Net votes"), _("Voters"), _("Proposed")],
+            ),
+            f"ideas-{pilot.key}",
+        )
+    else:
+        st.info(_("No idea proposed yet."))
 
-st.subheader("Recent comments")
+st.subheader(_("Recent comments"))
 if view.comments:
-    st.dataframe(
-        pd.DataFrame([(c.occurred_at, c.text) for c in view.comments], columns=["When", "Comment"]),
-        hide_index=True,
-        column_config={"When": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    export.table(
+        pd.DataFrame(
+            [(fmt.moment(c.occurred_at, language), c.text) for c in view.comments], columns=[_("When"), _("Comment")]
+        ),
+        f"comments-{pilot.key}",
     )
 else:
-    st.info("No comment yet.")
+    st.info(_("No comment yet."))
 
 experiments = [e for e in data.experiments(url) if e.pilot_key == pilot.key and e.status != "draft"]
 if experiments:
-    st.subheader("By variant")
-    key = st.selectbox("Experiment", [e.spec.key for e in experiments], key="voice_experiment")
+    st.subheader(_("By variant"))
+    key = st.selectbox(_("Experiment"), [e.spec.key for e in experiments], key="voice_experiment")
     by_variant = data.voice_by_variant(url, pilot.key, key)
     if by_variant:
-        st.dataframe(
+        export.table(
             pd.DataFrame(
                 [
                     {
-                        "Variant": variant,
-                        "NPS": f.nps,
-                        "NPS respondents": f.promoters + f.passives + f.detractors,
-                        "Rating": f.rating.mean,
-                        "Ratings": f.rating.respondents,
-                        "SUS": f.sus.mean,
-                        "SUS respondents": f.sus.respondents,
+                        _("Variant"): variant,
+                        _("NPS"): fmt.signed_number(f.nps, language, 2) if f.nps is not None else fmt.MISSING,
+                        _("NPS respondents"): fmt.count(f.promoters + f.passives + f.detractors, language),
+                        _("Rating"): fmt.number(f.rating.mean, language, 1),
+                        _("Ratings"): fmt.count(f.rating.respondents, language),
+                        _("SUS"): fmt.number(f.sus.mean, language, 0),
+                        _("SUS respondents"): fmt.count(f.sus.respondents, language),
                     }
                     for variant, f in by_variant.items()
                 ]
             ),
-            hide_index=True,
-            column_config={
-                "NPS": st.column_config.NumberColumn(format="%+.0f"),
-                "Rating": st.column_config.NumberColumn(format="%.2f"),
-                "SUS": st.column_config.NumberColumn(format="%.1f"),
-            },
+            f"voice-{pilot.key}-{key}",
         )
-        st.caption("Feedback of the participants exposed to each variant (their latest answer counts).")
+        st.caption(_("Feedback of the participants exposed to each variant (their latest answer counts)."))
     else:
-        st.info("No feedback from this experiment's participants yet.")
+        st.info(_("No feedback from this experiment's participants yet."))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from experiments import models as m
 from experiments.accounts import Account, add_user
 from experiments.store import UNITS, Store
 from tests.support.seed import ExperimentPlan, seed_pilot
+from ui.text import WORD_JOINER
 
 APP = Path(__file__).resolve().parents[3] / "ui" / "app.py"
 PAGES = ("portfolio", "pilot", "experiment", "voice", "board", "admin")
@@ -73,11 +75,24 @@ def console(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield seeded_url
 
 
-def signed_in(role: str) -> AppTest:
+def console_in(language: str = "en", script: Path = APP) -> AppTest:
+    """Returns the console (or one page's script) in a language, not run yet. The product speaks French
+    unless the reader asks otherwise; most tests read the English texts."""
+    at = AppTest.from_file(str(script), default_timeout=TIMEOUT)
+    at.session_state["language"] = language
+    return at
+
+
+def signed_in(role: str, language: str = "en") -> AppTest:
     """Returns the console after a run with an account of the role in the session."""
-    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at = console_in(language)
     at.session_state["account"] = Account(f"{role}-user", role)  # type: ignore[arg-type]
     return at.run()
+
+
+def read(markdown: str) -> str:
+    """Returns Markdown as a reader sees its text: `ui.text.plain`'s escapes and word joiners removed."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown).replace(WORD_JOINER, "")
 
 
 def open_page(at: AppTest, page: str) -> AppTest:

@@ -29,7 +29,7 @@ from experiments.accounts import THROTTLE, Account, add_user, sign_in, sign_in_f
 from experiments.console_setup import set_user_disabled
 from experiments.store import Store
 from services.cli import main as rhizome
-from tests.unit.ui.conftest import APP, PAGES, PASSWORD, TIMEOUT, signed_in
+from tests.unit.ui.conftest import APP, PAGES, PASSWORD, TIMEOUT, console_in, signed_in
 from ui import auth, session
 
 SECRET = "unit-test-secret-not-for-production"
@@ -68,7 +68,7 @@ def people(store: Store) -> Store:
 
 
 def console_at() -> AppTest:
-    return AppTest.from_file(str(APP), default_timeout=TIMEOUT).run()
+    return console_in().run()
 
 
 def attempt(at: AppTest, name: str, password: str) -> AppTest:
@@ -91,7 +91,7 @@ def test_every_page_is_unreachable_before_signing_in(console: str) -> None:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_page_run_on_its_own_without_an_account_shows_nothing_but_the_sign_in_notice(console: str, page: str) -> None:
-    at = AppTest.from_file(str(APP.with_name("pages") / f"{page}.py"), default_timeout=TIMEOUT).run()
+    at = console_in(script=APP.with_name("pages") / f"{page}.py").run()
     assert [w.value for w in at.warning] == ["Sign in to use the console."]
     assert not at.title and not at.dataframe and not at.metric
 

@@ -467,7 +467,7 @@ def test_the_stats_engine_rows_feed_the_decision() -> None:
             # About 650 conversions an arm: the ratio is known to 4.6 %, too loosely for gbstats' interval.
             assert recommendation.outcome == "iterate"
             assert kinds(recommendation)[:2] == ["error", "error"]
-            assert "relative standard error of this ratio is 4.6 %" in recommendation.reasons[0].text
+            assert "relative standard error of this ratio is 4.6%" in recommendation.reasons[0].text
 
 
 FIXED_HORIZON = replace(EXPERIMENT, analysis=AnalysisPlan(engine="frequentist"))
@@ -504,7 +504,7 @@ def test_a_gbstats_relative_interval_too_imprecise_for_its_calibration_cannot_ma
     refusal = result.reasons[0]
     assert (refusal.kind, refusal.metric, refusal.variant) == ("error", "trip_completed", "guided")
     assert refusal.text == (
-        "trip_completed (primary): guided vs control +8.1% (95% always-valid interval +1.2% to +15.0% by "
+        "trip_completed (Primary): guided vs control +8.1% (95% always-valid interval +1.2% to +15.0% by "
         "the gbstats delta method): the relative standard error of this ratio is 3.3%, above the 2% up to which "
         "the calibration of the gbstats interval is shown. Less precise, it calls a treatment worse more often "
         "than alpha allows, and better less often, so it cannot support a decision: pre-register "
@@ -534,7 +534,7 @@ def test_an_imprecise_gbstats_guardrail_is_unverified_and_blocks_go() -> None:
     result = decide([PRECISE, loose], experiment=GBSTATS)
     assert result.outcome == "keep running"
     assert kinds(result)[:2] == ["primary", "error"]
-    assert "support_calls (guardrail)" in result.reasons[1].text
+    assert "support_calls (Guardrail)" in result.reasons[1].text
 
 
 def test_a_gbstats_interval_around_a_ratio_of_zero_or_less_has_no_precision() -> None:

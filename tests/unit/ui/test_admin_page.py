@@ -85,7 +85,7 @@ def test_a_hostile_spec_is_refused_with_the_parser_s_message(writable_console: s
     at = open_page(signed_in("lab"), "admin")
     at.text_area(key="spec_text").input(bomb)
     at.button(key="spec_apply").click().run()
-    assert any("1 problem(s); nothing was applied" in e.value for e in at.error)
+    assert any("The spec has 1 problem; nothing was applied." in e.value for e in at.error)
     (issues,) = [d.value for d in at.dataframe if list(d.value.columns) == ["Line", "Field", "Problem"]]
     assert list(issues["Field"]) == ["yaml"]
     assert list(issues["Problem"]) == [

@@ -65,6 +65,8 @@ CHART_PARTS = frozenset({"X", "Y", "Color", "Tooltip", "Legend", "Axis", "Size",
 #: Streamlit's own Markdown syntax inside a string: colours, backgrounds and icons are not words.
 MARKUP = re.compile(r":material/[a-z_]+:|-background\[|:[a-z]+\[|[\[\]]")
 TRANSLATORS = frozenset({"_", "ngettext"})
+#: The names the console's modules give their loggers.
+LOGGERS = frozenset({"log", "logger", "logging"})
 
 
 def _words(fragment: str) -> bool:
@@ -104,6 +106,9 @@ def untranslated(source: str, filename: str = "<source>") -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         name = _name(node.func)
+        func = node.func
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in LOGGERS:
+            continue  # a log line is for the operator, in English
         checked: list[ast.expr] = []
         if name in ELEMENTS:
             checked += node.args[:1] if name != "Page" else []

@@ -144,7 +144,7 @@ def test_the_sixth_attempt_after_five_failures_waits_even_with_the_right_passwor
     ]
     clock.at = T0 + timedelta(seconds=29)
     assert [e.value for e in attempt(at, "lab-user", PASSWORD).error] == [
-        "Too many failed sign-ins: try again at 09:00:30 UTC (in 1 seconds)."
+        "Too many failed sign-ins: try again at 09:00:30 UTC (in 1 second)."
     ]
     assert "account" not in at.session_state
     clock.at = T0 + timedelta(seconds=30)
@@ -544,7 +544,8 @@ def test_a_failure_outside_the_page_is_reported_the_same_way_by_the_servers_hook
     at = AppTest.from_function(script, default_timeout=TIMEOUT).run()
     assert at.session_state["suppressed"] is True
     (shown,) = [e.value for e in at.error]
-    assert re.fullmatch(r"Something went wrong on this page\. Error id: [0-9a-f]{12}\. .*", shown)
+    # In the product's first language, French, unless the reader chose otherwise.
+    assert re.fullmatch(r"Un problème est survenu sur cette page\. Identifiant de l'erreur : [0-9a-f]{12}\. .*", shown)
     assert "/srv" not in shown
     assert "/srv/rhizome/ui/pages/board.py" in caplog.text
 

@@ -72,6 +72,7 @@ class Registry:
                 key,
                 repr(p.spec),
                 sorted((k, e.status, e.stopped_at_ms) for k, e in p.experiments.items()),
+                sorted(p.merged_ideas.items()),
             )
             for key, p in pilots.items()
         )

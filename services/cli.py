@@ -10,7 +10,6 @@ import getpass
 import json
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -128,27 +127,30 @@ def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
-    from services.ingest.publisher import Publisher, Record
-    from streams.events import Topics, encode_erasure, ensure_settings_topics
+    from services.erasure import erase_participant
+    from services.ingest.publisher import Publisher
+    from streams.events import Topics, ensure_settings_topics
 
     settings = settings.ensure_secret()
     assert settings.secret is not None
     pid = safe_participant_id(args.participant, settings.secret)
-    at = datetime.now(UTC)
-    topics = Topics(settings.namespace)
     ensure_settings_topics(settings)
     publisher = Publisher(settings.kafka_bootstrap, client_id="rhizome-erase")
     try:
-        publisher.publish([Record(topics.erasure, pid.encode(), encode_erasure(pid, at))])
+        done = erase_participant(_store(settings), publisher, Topics(settings.namespace), pid, requested_by=args.actor)
     finally:
         publisher.close()
-    deleted = _store(settings).erase_participant(pid, requested_by=args.actor)
-    doc = {"participant": pid, "rows_deleted": deleted, "tombstone_published": True, "at": at.isoformat()}
+    doc = {
+        "participant": pid,
+        "rows_deleted": done.rows_deleted,
+        "tombstone_published": True,
+        "at": done.at.isoformat(),
+    }
     if args.json:
         _emit(doc)
     else:
         print(
-            f"erased {pid}: {deleted} stored rows deleted; erasure request published to {topics.erasure}, "
+            f"erased {pid}: {done.rows_deleted} stored rows deleted; erasure request published to {done.topic}, "
             "the workers now forget the participant and recount without them"
         )
     return 0

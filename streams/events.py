@@ -38,7 +38,7 @@ MAX_BATCH = 1000
 
 EventType = Literal["exposure", "usage", "feedback", "consent"]
 EVENT_TYPES: tuple[EventType, ...] = ("exposure", "usage", "feedback", "consent")
-FeedbackKind = Literal["rating", "nps", "sus", "comment", "idea", "vote"]
+FeedbackKind = Literal["rating", "nps", "sus", "comment", "idea", "vote", "report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +227,7 @@ class GroupOffsets:
 #: The contract's limits, shared with the worker's decoder (streams/wire.py).
 SHORT_TEXT_MAX = 128
 TEXT_MAX = 4000
+TITLE_MAX = 200
 PARTICIPANT_ID_MAX = 128
 PROPERTIES_MAX = 16
 
@@ -261,11 +262,24 @@ class FeedbackPayload(_Strict):
     target: str | None = None
     #: Optional: the experiment the feedback is about (otherwise every experiment of the pilot).
     experiment: Name | None = None
+    #: An idea's title, theme and district (ideas only).
+    title: Annotated[str, StringConstraints(min_length=1, max_length=TITLE_MAX)] | None = None
+    theme: Name | None = None
+    district: Name | None = None
 
     @model_validator(mode="after")
     def _by_kind(self) -> FeedbackPayload:
         check_feedback(self.kind, self.score, self.answers, self.text, self.target)
+        check_idea_fields(self.kind, self.title, self.theme, self.district)
         return self
+
+
+def check_idea_fields(kind: str, title: str | None, theme: str | None, district: str | None) -> None:
+    """Checks that only an idea carries a title, a theme or a district; raises a ValueError naming the field."""
+    if kind != "idea":
+        for name, value in (("title", title), ("theme", theme), ("district", district)):
+            if value is not None:
+                raise _field_error(name, "is for ideas only")
 
 
 def check_feedback(
@@ -280,6 +294,8 @@ def check_feedback(
         raise _field_error("answers", "must be ten integers from 1 to 5 for sus")
     if kind in ("comment", "idea") and not (text and text.strip()):
         raise _field_error("text", f"must be a non-empty text for {kind}")
+    if kind == "report" and not target:
+        raise _field_error("target", "must be the event_id of the idea or comment reported")
     if kind == "vote":
         if not target:
             raise _field_error("target", "must be the event_id of the idea voted on")

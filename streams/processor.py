@@ -125,6 +125,11 @@ def text_row(
     text: str,
     occurred_at: datetime,
     variants: dict[str, str],
+    *,
+    title: str | None = None,
+    theme: str | None = None,
+    district: str | None = None,
+    target: str | None = None,
 ) -> dict[str, Any]:
     """A citizen's text as the sink stores it (`Outcome.texts`), from either path."""
     return {
@@ -135,6 +140,10 @@ def text_row(
         "text": text,
         "occurred_at": occurred_at,
         "variants": variants,
+        "title": title,
+        "theme": theme,
+        "district": district,
+        "target": target,
     }
 
 
@@ -700,8 +709,10 @@ class Processor:
 
     @staticmethod
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
-        """Keeps the text of a comment or an idea for the store, if the participant consented then."""
-        if event.payload.kind not in ("comment", "idea") or not event.payload.text:
+        """Keeps the text of a comment, an idea or a report for the store, if the participant consented then
+        (a report may have no text: it is kept all the same, for the lab's moderation)."""
+        kind = event.payload.kind
+        if kind not in ("comment", "idea", "report") or (kind != "report" and not event.payload.text):
             return
         if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
             return
@@ -709,7 +720,17 @@ class Processor:
         p = event.payload
         occurred_at = event.occurred_at.astimezone(UTC)
         row = text_row(
-            str(event.event_id), pilot.key, event.participant_id, p.kind, p.text or "", occurred_at, variants
+            str(event.event_id),
+            pilot.key,
+            event.participant_id,
+            p.kind,
+            p.text or "",
+            occurred_at,
+            variants,
+            title=p.title,
+            theme=p.theme,
+            district=p.district,
+            target=p.target,
         )
         outcome.texts.append(row)
 

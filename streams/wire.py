@@ -36,9 +36,11 @@ from streams.events import (
     PROPERTIES_MAX,
     SHORT_TEXT_MAX,
     TEXT_MAX,
+    TITLE_MAX,
     EventType,
     FeedbackKind,
     check_feedback,
+    check_idea_fields,
     decode_event,
 )
 from streams.events import AnyEvent as ContractEvent
@@ -112,13 +114,18 @@ class FeedbackPayload(_Strict, frozen=True):
     text: Annotated[str, Meta(max_length=TEXT_MAX)] | None = None
     target: str | None = None
     experiment: Name | None = None
+    title: Annotated[str, Meta(min_length=1, max_length=TITLE_MAX)] | None = None
+    theme: Name | None = None
+    district: Name | None = None
 
     def __post_init__(self) -> None:
         # Raised as a msgspec.ValidationError: the record goes to the contract, which says why.
         check_feedback(self.kind, self.score, self.answers, self.text, self.target)
+        check_idea_fields(self.kind, self.title, self.theme, self.district)
 
     def names_ok(self) -> bool:
-        return self.experiment is None or self.experiment in _KNOWN_NAMES or _NAMES.learn(self.experiment)
+        names = [n for n in (self.experiment, self.theme, self.district) if n is not None]
+        return _KNOWN_NAMES.issuperset(names) or _NAMES.learn(*names)
 
 
 class ConsentPayload(_Strict, frozen=True):

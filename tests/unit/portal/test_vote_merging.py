@@ -128,3 +128,36 @@ def test_the_store_resolves_merge_chains_and_refuses_merges_that_would_loop(stor
         moderation.merge(store, C, other, actor="ana")
     moderation.unmerge(store, B, actor="ana")
     assert store.idea_merges() == {"town": {A: B}}
+
+
+def test_ideas_carry_a_title_theme_and_district_reports_a_target_and_both_are_stored_as_texts() -> None:
+    from streams.events import InvalidEvent, parse_event
+    from streams.wire import decode
+
+    idea = new_event(
+        "feedback",
+        "town",
+        "p1",
+        {"kind": "idea", "text": "Benches", "title": "More benches", "theme": "public-space", "district": "north"},
+        occurred_at=NOW,
+    )
+    report = new_event("feedback", "town", "p2", {"kind": "report", "target": idea["event_id"]}, occurred_at=NOW)
+    for raw in (idea, report):
+        assert decode(orjson.dumps(raw)) is not None and parse_event(raw) is not None
+    with pytest.raises(InvalidEvent, match=r"payload\.title: is for ideas only"):
+        parse_event(new_event("feedback", "town", "p", {"kind": "comment", "text": "x", "title": "t"}))
+    with pytest.raises(InvalidEvent, match=r"payload\.target"):
+        parse_event(new_event("feedback", "town", "p", {"kind": "report"}))
+    with pytest.raises(InvalidEvent, match=r"payload\.title"):
+        parse_event(new_event("feedback", "town", "p", {"kind": "idea", "text": "x", "title": "t" * 201}))
+    proc = Processor(_registry(), grace_ms=30 * 86_400_000, clock=lambda: NOW.timestamp() + 3600)
+    outcome = Outcome()
+    for offset, raw in enumerate((idea, report)):
+        proc.process(None, [decoded_record(orjson.dumps(raw), "t.feedback", 0, offset, "t.erasure")], outcome)
+    stored = {row["kind"]: row for row in outcome.texts}
+    assert (stored["idea"]["title"], stored["idea"]["theme"], stored["idea"]["district"]) == (
+        "More benches",
+        "public-space",
+        "north",
+    )
+    assert (stored["report"]["target"], stored["report"]["text"]) == (idea["event_id"], "")

@@ -234,6 +234,19 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_portal(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from services.portal.app import run_portal
+
+    settings = replace(
+        settings, portal_host=args.host or settings.portal_host, portal_port=args.port or settings.portal_port
+    )
+    _store(settings).close()
+    run_portal(settings)
+    return 0
+
+
 def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
@@ -264,13 +277,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings, demo: bool = False) -> 
             sim = start_demo(settings, platform.ingest_url, days=args.days, rate=args.rate, say=print)
             user, password = demo_admin(settings)
             print(f"console  sign in as {user} / {password}")
-            print(f"\nRhizome demo is running. Open the console: {platform.console_url}  (Ctrl-C stops everything)")
+            print(
+                f"\nRhizome demo is running. Open the console: {platform.console_url}  "
+                f"the citizens' portal: {platform.portal_url}  (Ctrl-C stops everything)"
+            )
             try:
                 platform.wait()
             finally:
                 sim.stop()
         else:
-            print(f"\nRhizome is up. Console: {platform.console_url}  Ingest: {platform.ingest_url}  (Ctrl-C stops)")
+            print(
+                f"\nRhizome is up. Console: {platform.console_url}  Ingest: {platform.ingest_url}  "
+                f"Portal: {platform.portal_url}  (Ctrl-C stops)"
+            )
             platform.wait()
     except KeyboardInterrupt:
         print("\nstopping…")
@@ -326,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("worker", cmd_worker, "one faust worker (run several for more throughput)")
     sp.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     sp = add("ingest", cmd_ingest, "the HTTP ingest and assignment service")
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp = add("portal", cmd_portal, "the citizens' portal (default 127.0.0.1:8600)")
     sp.add_argument("--host")
     sp.add_argument("--port", type=int)
     sp = add("console", cmd_console, "the Streamlit console")

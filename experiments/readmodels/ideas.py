@@ -312,6 +312,11 @@ def _comments(store: Store, *conditions: Any) -> tuple[CitizenComment, ...]:
         )
 
 
+def comments_by_id(store: Store, event_ids: Sequence[str]) -> tuple[CitizenComment, ...]:
+    """Returns the comments among these event ids."""
+    return _comments(store, m.FeedbackText.event_id.in_(list(event_ids))) if event_ids else ()
+
+
 def idea_detail(store: Store, event_id: str) -> IdeaDetail | None:
     """Returns an idea with its comments (oldest first) and the duplicates merged into it; None when
     there is no such idea."""

@@ -75,23 +75,26 @@ class FormReader:
         self.words = words
         self.problems: list[FieldProblem] = []
 
-    def _refuse(self, field: str, message: str, **values: object) -> None:
+    def refuse(self, field: str, message: str, **values: object) -> None:
+        """Refuses a field with a message of the catalog (its values filled in), the field's name first."""
         name = self.words(FIELD_NAMES.get(field, field))
-        self.problems.append(FieldProblem(field, self.words("%(field)s: ", field=name) + self.words(message, **values)))
+        self.problems.append(
+            FieldProblem(field, self.words(N_("%(field)s: "), field=name) + self.words(message, **values))
+        )
 
     def text(self, field: str, *, max_length: int, required: bool = True, multiline: bool = True) -> str:
         """Returns the text of a field (line breaks normalised); refuses an empty, too long or control text."""
         value = str(self.form.get(field, "")).replace("\r\n", "\n")
         control = _control(value, multiline)
         if control is not None:
-            self._refuse(field, "contains a control character (%(code)s); remove it and send again.", code=control)
+            self.refuse(field, N_("contains a control character (%(code)s); remove it and send again."), code=control)
             return value
         if required and not value.strip():
-            self._refuse(field, "is empty; please write something.")
+            self.refuse(field, N_("is empty; please write something."))
         elif len(value) > max_length:
-            self._refuse(
+            self.refuse(
                 field,
-                "has %(length)s characters; at most %(max)s are accepted.",
+                N_("has %(length)s characters; at most %(max)s are accepted."),
                 length=self.words.count(len(value)),
                 max=self.words.count(max_length),
             )
@@ -103,7 +106,7 @@ class FormReader:
         if not value and not required:
             return None
         if value not in options:
-            self._refuse(field, "choose one of the options offered.")
+            self.refuse(field, N_("choose one of the options offered."))
             return None
         return value
 
@@ -113,7 +116,7 @@ class FormReader:
         if not value and not required:
             return None
         if not value.lstrip("-").isdigit() or int(value) not in allowed:
-            self._refuse(field, "choose one of the answers offered.")
+            self.refuse(field, N_("choose one of the answers offered."))
             return None
         return int(value)
 

@@ -59,6 +59,18 @@ OUTCOME_NAMES = {
     "no-go": N_("Stop"),
     "iterate": N_("Rework and test again"),
 }
+#: What the page says after an action (`?done=` names one: never a text of the address itself).
+NOTICES = {
+    "joined": N_("You joined this pilot. Thank you! You can leave it at any time."),
+    "withdrawn": N_("You left this pilot: nothing you do from now on is counted for it."),
+    "idea": N_("Your idea was received. It appears on the ideas board in a few seconds."),
+    "vote": N_("Your vote was received. You can change it at any time: only your latest vote counts."),
+    "comment": N_("Your comment was received. It appears below in a few seconds."),
+    "report": N_("Thank you: the lab's moderators will look at it."),
+    "answers": N_("Your answers were received. Thank you!"),
+    "restored": N_("Welcome back: your contributions are yours again on this device."),
+    "forgotten": N_("This device no longer knows who you are. Your code still gives you back your contributions."),
+}
 ROLE_NAMES = {
     "primary": N_("Main measure"),
     "guardrail": N_("Must not get worse"),
@@ -137,28 +149,31 @@ class Words:
                 )
                 out.append(
                     self(
-                        "“%(metric)s” must improve by at least %(effect)s with the new version.",
+                        N_("“%(metric)s” must improve by at least %(effect)s with the new version."),
                         metric=main,
                         effect=effect,
                     )
                 )
             else:
-                out.append(self("“%(metric)s” must clearly improve with the new version.", metric=main))
+                out.append(self(N_("“%(metric)s” must clearly improve with the new version."), metric=main))
             for guardrail in exp.guardrails:
                 out.append(
-                    self("“%(metric)s” must not get worse.", metric=self.metric_name(exp.metric(guardrail.metric)))
+                    self(N_("“%(metric)s” must not get worse."), metric=self.metric_name(exp.metric(guardrail.metric)))
                 )
         if rules.min_active_participants is not None:
             out.append(
-                self("At least %(count)s people must use the service.", count=self.count(rules.min_active_participants))
+                self(
+                    N_("At least %(count)s people must use the service."),
+                    count=self.count(rules.min_active_participants),
+                )
             )
         if rules.max_cost_per_active is not None:
             money = fmt.money(rules.max_cost_per_active, pilot.currency, self.language)
-            out.append(self("It must cost at most %(money)s per person using it.", money=money))
+            out.append(self(N_("It must cost at most %(money)s per person using it."), money=money))
         if rules.min_adopters_forecast is not None:
             out.append(
                 self(
-                    "The forecast must show at least %(count)s users within %(days)s days.",
+                    N_("The forecast must show at least %(count)s users within %(days)s days."),
                     count=self.count(rules.min_adopters_forecast),
                     days=self.count(rules.forecast_horizon_days),
                 )
@@ -166,36 +181,43 @@ class Words:
         if rules.min_district_reach is not None:
             out.append(
                 self(
-                    "It must reach at least %(share)s of the districts it targets.",
+                    N_("It must reach at least %(share)s of the districts it targets."),
                     share=self.share(rules.min_district_reach),
                 )
             )
         if rules.max_reach_gap is not None:
             out.append(
                 self(
-                    "In the least reached district, use must be at least %(share)s of what it is "
-                    "in the most reached one.",
+                    N_(
+                        "In the least reached district, use must be at least %(share)s of what it is "
+                        "in the most reached one."
+                    ),
                     share=self.share(1 - rules.max_reach_gap),
                 )
             )
         if rules.min_nps is not None:
             out.append(
                 self(
-                    "Users' willingness to recommend it (Net Promoter Score, from -100 to 100) "
-                    "must be at least %(value)s.",
+                    N_(
+                        "Users' willingness to recommend it (Net Promoter Score, from -100 to 100) "
+                        "must be at least %(value)s."
+                    ),
                     value=self.number(rules.min_nps, 0),
                 )
             )
         if rules.min_sus is not None:
             out.append(
                 self(
-                    "Its ease of use (SUS score, out of 100) must be at least %(value)s.",
+                    N_("Its ease of use (SUS score, out of 100) must be at least %(value)s."),
                     value=self.number(rules.min_sus, 0),
                 )
             )
         if rules.min_rating is not None:
             out.append(
-                self("Its average rating must be at least %(value)s out of 5.", value=self.number(rules.min_rating, 1))
+                self(
+                    N_("Its average rating must be at least %(value)s out of 5."),
+                    value=self.number(rules.min_rating, 1),
+                )
             )
         return out
 

@@ -36,6 +36,9 @@ else:
     sections = {"Decisions": decisions, "Evidence": evidence}
     if auth.allowed(account, "manage"):
         sections["Lab"] = [st.Page(PAGES / "admin.py", title="Admin", icon=":material/settings:", url_path="lab-admin")]
+        sections["Lab"].append(
+            st.Page(PAGES / "ideas.py", title="Ideas", icon=":material/lightbulb:", url_path="lab-ideas")
+        )
     page = st.navigation(sections)
     with st.sidebar:
         st.caption(f"Signed in as **{account.username}** ({account.role})")

@@ -1,5 +1,6 @@
-"""The Ideas page (Lab): reported texts first, hidden with a public reason, an idea's status, a duplicate
-merged, a decision's summary published to the portal; citizens' texts shown as plain text."""
+"""The Ideas page (Lab), in French (the console's default language): reported texts first, hidden with a
+public reason, an idea's status, a duplicate merged, a decision's summary published to the portal;
+citizens' texts shown as plain text."""
 
 from __future__ import annotations
 
@@ -39,12 +40,12 @@ def test_the_lab_hides_a_reported_comment_with_a_public_reason(writable_console:
     store = Store(writable_console)
     comment, _idea, _other = _texts(store)
     at = open_page(signed_in("lab"), "ideas")
-    assert at.expander[0].label.startswith("Comment") and "reported by 1" in at.expander[0].label
+    assert at.expander[0].label.startswith("Commentaire") and "signalé par 1" in at.expander[0].label
     shown = [t.value for t in at.text]
     assert HOSTILE in shown and "rude" in " ".join(shown)
     at.text_input(key=f"reason-{comment}").input("Insults are not accepted.")
     for button in at.button:
-        if button.label == "Hide" and button.form_id == f"hide-{comment}":
+        if button.label == "Masquer" and button.form_id == f"hide-{comment}":
             button.click().run()
     queue = idea_reads.moderation_queue(store, "bike-share")
     hidden = next(q for q in queue if q.event_id == comment)
@@ -57,13 +58,13 @@ def test_the_lab_merges_a_duplicate_and_gives_an_idea_a_status(writable_console:
     at = open_page(signed_in("lab"), "ideas")
     at.selectbox(key=f"into-{other}").set_value(idea)
     for button in at.button:
-        if button.label == "Merge" and button.form_id == f"merge-{other}":
+        if button.label == "Regrouper" and button.form_id == f"merge-{other}":
             button.click().run()
     assert store.idea_merges() == {"bike-share": {other: idea}}
     at.selectbox(key=f"status-{idea}").set_value("not_retained")
     at.text_area(key=f"why-{idea}").input("Already planned by the region.")
     for button in at.button:
-        if button.label == "Save the status" and button.form_id == f"status-{idea}":
+        if button.label == "Enregistrer le statut" and button.form_id == f"status-{idea}":
             button.click().run()
     card = idea_reads.idea_cards(store, [idea])[idea]
     assert (card.status, card.status_reason) == ("not_retained", "Already planned by the region.")
@@ -77,7 +78,7 @@ def test_the_lab_publishes_a_decisions_summary_to_the_portal(writable_console: s
     at.text_area(key=f"summary-fr-{decision.id}").input("Vous l'avez dit : c'est fait.")
     at.text_area(key=f"summary-en-{decision.id}").input("You said it: done.")
     for button in at.button:
-        if button.label == "Publish" and button.form_id == f"summary-{decision.id}":
+        if button.label == "Publier" and button.form_id == f"summary-{decision.id}":
             button.click().run()
     [published] = [
         e for e in pilot_timeline(store, "bike-share", public=True).entries if isinstance(e, PublishedDecision)

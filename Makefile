@@ -10,6 +10,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 JARS   := infra/kafka/target/dependency/.complete
+#: The browser tests' tools from npm (axe-core), installed from package-lock.json.
+NODE_TOOLS := node_modules/.package-lock.json
 # The processor's hot path compiled with mypyc, and its native core with cargo (experiments/native.py),
 # rebuilt when a source changes.
 NATIVE := build/native/manifest.json
@@ -35,6 +37,9 @@ $(JARS): infra/kafka/pom.xml
 
 kafka-jars: $(JARS)
 
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 system-deps:
 	scripts/system-deps.sh
 
@@ -49,7 +54,7 @@ lint: $(STAMP)
 	cd streams/core && cargo fmt --check
 	cd streams/core && PYO3_PYTHON=$(CURDIR)/$(BIN)/python CARGO_TARGET_DIR=$(CURDIR)/build/cargo cargo clippy --release --quiet -- -D warnings
 
-test: system-deps $(STAMP) $(NATIVE) $(JARS) lint
+test: system-deps $(STAMP) $(NATIVE) $(JARS) $(NODE_TOOLS) lint
 	$(BIN)/pytest
 
 bench: $(STAMP) $(NATIVE) $(JARS)
@@ -64,4 +69,4 @@ gbstats-fixtures:
 	.venv-gbstats/bin/python tools/gbstats/generate_fixtures.py
 
 clean:
-	rm -rf $(VENV) .venv-gbstats infra/kafka/target .rhizome test-output bench-output build
+	rm -rf $(VENV) .venv-gbstats infra/kafka/target .rhizome test-output bench-output build node_modules

@@ -2,7 +2,8 @@
 
 Runs the stats engine against gbstats (bench_stats), the backbone against a bare kafka-python
 producer and a bare aiokafka consumer (bench_pipeline), and the console's page render times
-(bench_console); their JSON lands in bench-output/, and a summary in bench-output/summary.md.
+(bench_console), the citizens' portal's render times and freshness (bench_portal); their JSON
+lands in bench-output/, and a summary in bench-output/summary.md.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output"
-BENCHES = ("bench_stats", "bench_pipeline", "bench_console")
+BENCHES = ("bench_stats", "bench_pipeline", "bench_console", "bench_portal")
 
 
 def main() -> int:
@@ -25,7 +26,7 @@ def main() -> int:
         if subprocess.call([sys.executable, "-m", f"benchmarks.{name}"], cwd=ROOT) != 0:
             failed.append(name)
     lines = ["# Rhizome benchmarks", ""]
-    for name in ("stats", "pipeline", "console"):
+    for name in ("stats", "pipeline", "console", "portal"):
         path = OUT / f"{name}.json"
         if path.exists():
             lines += [f"## {name}", "", "```json", json.dumps(json.loads(path.read_text()), indent=2), "```", ""]

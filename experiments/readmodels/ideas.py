@@ -136,9 +136,11 @@ class ModerationItem(NamedTuple):
     voters: int
 
 
-def _votes() -> Any:
+def _votes(pilot: str | None = None, ideas: Sequence[str] | None = None) -> Any:
+    """Returns the votes per idea (net and voters summed over partitions), of a pilot or some ideas only when
+    given (the filter pushed into the sum, which otherwise reads every vote)."""
     f = m.FeedbackStat
-    return (
+    q = (
         select(
             f.pilot_key.label("pilot_key"),
             f.bucket.label("idea"),
@@ -147,35 +149,44 @@ def _votes() -> Any:
         )
         .where(f.kind == "vote")
         .group_by(f.pilot_key, f.bucket)
-        .subquery()
     )
+    if pilot is not None:
+        q = q.where(f.pilot_key == pilot)
+    if ideas is not None:
+        q = q.where(f.bucket.in_(list(ideas)))
+    return q.subquery()
 
 
-def _reports() -> Any:
+def _reports(targets: Sequence[str] | None = None) -> Any:
     t = m.FeedbackText
-    return (
+    q = (
         select(t.target.label("target"), func.count(func.distinct(t.participant_id)).label("reports"))
         .where(t.kind == "report", t.target.is_not(None))
         .group_by(t.target)
-        .subquery()
     )
+    if targets is not None:
+        q = q.where(t.target.in_(list(targets)))
+    return q.subquery()
 
 
-def _comment_counts() -> Any:
+def _comment_counts(targets: Sequence[str] | None = None) -> Any:
     t, d = m.FeedbackText, m.Moderation
-    return (
+    q = (
         select(t.target.label("target"), func.count().label("comments"))
         .outerjoin(d, d.event_id == t.event_id)
         .where(t.kind == "comment", t.target.is_not(None), or_(d.hidden.is_(None), d.hidden == false()))
         .group_by(t.target)
-        .subquery()
     )
+    if targets is not None:
+        q = q.where(t.target.in_(list(targets)))
+    return q.subquery()
 
 
-def _cards_query() -> tuple[Any, Any, Any]:
-    """Returns the select of idea cards, the net-votes column and the texts' table (for filters)."""
+def _cards_query(pilot: str | None = None, ideas: Sequence[str] | None = None) -> tuple[Any, Any, Any]:
+    """Returns the select of idea cards (of a pilot, or some ideas, when given), the net-votes column and the
+    texts' table (for filters)."""
     t, d = m.FeedbackText, m.Moderation
-    v, r, c = _votes(), _reports(), _comment_counts()
+    v, r, c = _votes(pilot, ideas), _reports(ideas), _comment_counts(ideas)
     net = func.coalesce(v.c.net, 0)
     q = (
         select(
@@ -204,6 +215,10 @@ def _cards_query() -> tuple[Any, Any, Any]:
         .outerjoin(c, c.c.target == t.event_id)
         .where(t.kind == "idea")
     )
+    if pilot is not None:
+        q = q.where(t.pilot_key == pilot)
+    if ideas is not None:
+        q = q.where(t.event_id.in_(list(ideas)))
     return q, net, t
 
 
@@ -249,29 +264,31 @@ def ideas_board(
 ) -> IdeasPage:
     """Returns a page of the citizens' ideas board: visible ideas (not hidden, not merged into another)
     matching the filters and the search (title or text, any case), the most supported or the newest first."""
-    q, net, t = _cards_query()
+    q, net, t = _cards_query(pilot or None)
     d = m.Moderation
-    q = q.where(or_(d.hidden.is_(None), d.hidden == false()), d.merged_into.is_(None))
+    visible = (or_(d.hidden.is_(None), d.hidden == false()), d.merged_into.is_(None))
+    filters = [t.kind == "idea", *visible]
     if pilot:
-        q = q.where(t.pilot_key == pilot)
+        filters.append(t.pilot_key == pilot)
     if district:
-        q = q.where(t.district == district)
+        filters.append(t.district == district)
     if theme:
-        q = q.where(t.theme == theme)
+        filters.append(t.theme == theme)
     words = _like(search)
     if words:
-        q = q.where(
+        filters.append(
             or_(
                 func.lower(t.text).contains(words, autoescape=True),
                 func.lower(func.coalesce(t.title, "")).contains(words, autoescape=True),
             )
         )
     order = (net.desc(), t.occurred_at.desc(), t.event_id) if sort == "votes" else (t.occurred_at.desc(), t.event_id)
-    count = select(func.count()).select_from(q.subquery())
+    # Counted without the figures: the filters alone decide which ideas match.
+    count = select(func.count()).select_from(t).outerjoin(d, d.event_id == t.event_id).where(*filters)
     page = max(1, page)
     with store.engine.connect() as conn:
         total = int(conn.scalar(count) or 0)
-        rows = conn.execute(q.order_by(*order).limit(page_size).offset((page - 1) * page_size)).all()
+        rows = conn.execute(q.where(*filters).order_by(*order).limit(page_size).offset((page - 1) * page_size)).all()
     pages = max(1, -(-total // page_size))
     return IdeasPage(tuple(_card(r) for r in rows), total, page, pages)
 
@@ -320,26 +337,38 @@ def comments_by_id(store: Store, event_ids: Sequence[str]) -> tuple[CitizenComme
 def idea_detail(store: Store, event_id: str) -> IdeaDetail | None:
     """Returns an idea with its comments (oldest first) and the duplicates merged into it; None when
     there is no such idea."""
-    q, _net, t = _cards_query()
+    d = m.Moderation
     with store.engine.connect() as conn:
-        row = conn.execute(q.where(t.event_id == event_id)).first()
-        if row is None:
-            return None
-        dupes = conn.execute(q.where(m.Moderation.merged_into == event_id).order_by(t.occurred_at, t.event_id)).all()
+        dupes = list(conn.scalars(select(d.event_id).where(d.merged_into == event_id)))
+        q, _net, t = _cards_query(ideas=[event_id, *dupes])
+        rows = {r[0]: r for r in conn.execute(q.order_by(t.occurred_at, t.event_id))}
+    if event_id not in rows:
+        return None
     return IdeaDetail(
-        _card(row),
+        _card(rows[event_id]),
         _comments(store, m.FeedbackText.target == event_id),
-        tuple(_card(r) for r in dupes),
+        tuple(_card(r) for key, r in rows.items() if key != event_id),
     )
+
+
+def adopted_ideas(store: Store, pilot: str) -> tuple[IdeaCard, ...]:
+    """Returns the visible ideas the lab adopted into the pilot, or marked done there ("you said, we did")."""
+    d = m.Moderation
+    q = select(d.event_id).where(
+        d.adopted_pilot == pilot, d.status.in_(("adopted", "done")), d.hidden == false(), d.merged_into.is_(None)
+    )
+    with store.engine.connect() as conn:
+        ids = list(conn.scalars(q))
+    return tuple(sorted(idea_cards(store, ids).values(), key=lambda c: (c.occurred_at, c.event_id)))
 
 
 def idea_cards(store: Store, event_ids: Sequence[str]) -> dict[str, IdeaCard]:
     """Returns the ideas among these event ids, by event id."""
     if not event_ids:
         return {}
-    q, _net, t = _cards_query()
+    q, _net, _t = _cards_query(ideas=event_ids)
     with store.engine.connect() as conn:
-        return {r[0]: _card(r) for r in conn.execute(q.where(t.event_id.in_(list(event_ids))))}
+        return {r[0]: _card(r) for r in conn.execute(q)}
 
 
 def contributions_of(store: Store, participant_id: str) -> tuple[Contribution, ...]:

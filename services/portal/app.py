@@ -382,11 +382,7 @@ def create_app(
         spec = pilot_or_404(key)
         timeline = pilot_timeline(portal.store, key, public=True)
         names = {e.key: visit.words.experiment_name(e) for e in spec.experiments}
-        adopted = [
-            card
-            for card in idea_reads.ideas_board(portal.store, page_size=100).ideas
-            if card.adopted_pilot == key and card.status in ("adopted", "done")
-        ]
+        adopted = idea_reads.adopted_ideas(portal.store, key)
         return _page(
             visit,
             "timeline.html",

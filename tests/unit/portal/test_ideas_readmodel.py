@@ -131,3 +131,5 @@ def test_a_participant_sees_every_text_they_wrote_with_the_labs_judgement(store:
     moderation.set_status(store, _id(1), "adopted", adopted_pilot="city", actor="ana")
     card = ideas.idea_cards(store, [_id(1)])[_id(1)]
     assert (card.status, card.adopted_pilot) == ("adopted", "city")
+    assert [c.event_id for c in ideas.adopted_ideas(store, "city")] == [_id(1)]
+    assert ideas.adopted_ideas(store, "town") == ()

@@ -182,6 +182,11 @@ class Incoming:
                 self.error = exc
 
 
+def _comment_on_idea(value: bytes | None) -> bool:
+    """Returns True when a record may be a comment with a target (an idea): it names both."""
+    return value is not None and b'"target"' in value and b'"comment"' in value
+
+
 def fetched(tp: Any, record: Any) -> Incoming:
     """Returns a record of partition `tp` (a topic and a partition) as the worker keeps it, from the
     record aiokafka read (its own record, or the `ConsumerRecord` it would make of it): the fetcher
@@ -454,12 +459,22 @@ class Processor:
         if core is None or not keys:
             return outcome, [], keys
         registry = self.registry
+        # The core counts no merged ideas' votes, and keeps no comment's target (the idea it is about):
+        # with merges every participant, and else a participant with a comment on an idea, goes to the
+        # Python path. (It leaves reports and ideas with a title to it already: it does not read them.)
+        if any(p.merged_ideas for p in registry.pilots.values()):
+            return outcome, [], keys
+        python = [k for k in keys if any(_comment_on_idea(rec.value) for rec in groups[k])]
+        if python:
+            slow = set(python)
+            keys = [k for k in keys if k not in slow]
         if core.digest != registry.digest:
             core.set_registry(registry.digest, core_registry(registry))
         horizon = self.clock() * 1000 + FUTURE_SKEW_MS
         rest, changed, deltas, texts, applied, duplicates, arriving = core.process(
             groups, keys, states, erasure_topic, horizon, self.newest, self.grace_ms
         )
+        rest = [*rest, *python]
         add = self.aggregates.add
         for partition, key, vec in deltas:
             add(partition, key, vec)

@@ -26,6 +26,7 @@ from urllib.parse import urlencode
 
 import orjson
 from fastapi import FastAPI, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -766,8 +767,7 @@ def create_app(
 
 
 async def _in_thread(fn: Callable[..., Response], *args: Any) -> Response:
-    from fastapi.concurrency import run_in_threadpool
-
+    """Returns what `fn` answers, run in the thread pool (it reads the store and waits for Kafka)."""
     return await run_in_threadpool(fn, *args)
 
 

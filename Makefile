@@ -10,6 +10,8 @@ STAMP  := $(VENV)/.installed-stamp
 # The broker's jars are not in git: Maven fetches them (from infra/kafka/pom.xml) into this untracked
 # folder, the way `rhizome broker fetch` does, and leaves this marker once they are all there.
 JARS   := infra/kafka/target/dependency/.complete
+#: The browser tests' tools from npm (axe-core), installed from package-lock.json.
+NODE_TOOLS := node_modules/.package-lock.json
 
 .PHONY: demo test bench lint install system-deps kafka-jars gbstats-fixtures catalogs clean
 
@@ -27,6 +29,9 @@ $(JARS): $(STAMP) infra/kafka/pom.xml
 
 kafka-jars: $(JARS)
 
+$(NODE_TOOLS): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
 system-deps:
 	scripts/system-deps.sh
 
@@ -38,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: system-deps $(STAMP) $(JARS) lint
+test: system-deps $(STAMP) $(JARS) $(NODE_TOOLS) lint
 	$(BIN)/pytest
 
 bench: $(STAMP) $(JARS)
@@ -54,7 +59,7 @@ gbstats-fixtures:
 
 # Build outputs only, all untracked (tests/unit/test_build.py checks it): never the state of `rhizome up`
 # or `rhizome demo` (.rhizome/, its database and broker data).
-CLEANED := $(VENV) .venv-gbstats infra/kafka/target test-output bench-output build dist
+CLEANED := $(VENV) .venv-gbstats infra/kafka/target test-output bench-output build dist node_modules
 
 clean:
 	rm -rf $(CLEANED)

@@ -2,9 +2,9 @@
 
 Runs the stats engine against gbstats (bench_stats), the backbone against a bare kafka-python
 producer and a bare aiokafka consumer (bench_pipeline), the event contract's decoding and the ingest
-API's memory under wrong keys (bench_ingest), and the console's page render times (bench_console);
-the SDK's calls (bench_sdk); their JSON lands in bench-output/, and the figures with what
-each measures in docs/benchmarks.md.
+API's memory under wrong keys (bench_ingest), the SDK's calls (bench_sdk), the console's page render
+times (bench_console), and the citizens' portal's render times and freshness (bench_portal); their JSON
+lands in bench-output/, and the figures with what each measures in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-output"
-BENCHES = ("bench_stats", "bench_pipeline", "bench_ingest", "bench_sdk", "bench_console")
+BENCHES = ("bench_stats", "bench_pipeline", "bench_ingest", "bench_sdk", "bench_console", "bench_portal")
 #: The figures of the latest run, in the repository: the one place the docs quote them from.
 DOC = ROOT / "docs" / "benchmarks.md"
 

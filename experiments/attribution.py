@@ -20,7 +20,9 @@ Semantics (docs/events.md and docs/statistics.md, "Metric semantics"):
   activated on the day of the first counted `key_action`; retention cohorts by the Monday of the
   week of the first active day.
 - Feedback: the latest counted rating, NPS and SUS answer of a participant count (one respondent
-  each); every comment and idea counts; a participant's latest vote on an idea counts.
+  each); every comment and idea counts; a participant's latest vote on an idea counts, an idea being
+  its canonical idea when the lab merged duplicates (`PilotRuntime.merged_ideas`): a participant who
+  voted on two merged duplicates counts once, with their latest vote.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ UNITS = "$units"
 #: the first counted one matters; a few more cover exposures logged before consent), and the newest,
 #: whose time a rebuild reads for the lateness watermark (`PilotLog.latest`).
 MAX_EXPOSURES = 8
+#: The longest chain of merged ideas followed to its canonical idea.
+MERGE_DEPTH = 64
 
 #: A contribution key and its vector of sums. Keys (segmented ones take the segment as last element
 #: when applied, see `Contributions.expanded`):
@@ -150,6 +154,8 @@ class ExperimentRuntime:
 class PilotRuntime:
     spec: PilotSpec
     experiments: Mapping[str, ExperimentRuntime]
+    #: Ideas the lab merged into another, each with the canonical idea its votes count for.
+    merged_ideas: Mapping[str, str] = field(default_factory=dict)
     #: The experiments that count (not drafts), in the registry's order.
     counting: tuple[tuple[str, ExperimentRuntime], ...] = field(init=False, compare=False, repr=False)
 
@@ -475,11 +481,27 @@ def contributions(log: PilotLog, pilot: PilotRuntime) -> Contributions:
                 last_week = w
 
     if log.feedback:
-        _feedback(out, log, consent, variants)
+        _feedback(out, log, consent, variants, pilot.merged_ideas)
     return Contributions(out, segments)
 
 
-def _feedback(out: dict[Key, Vector], log: PilotLog, consent: ConsentTimeline, variants: Mapping[str, str]) -> None:
+def canonical_idea(merged: Mapping[str, str], idea: str) -> str:
+    """Returns the idea an idea's votes count for: itself, or the end of its chain of merges (at most
+    `MERGE_DEPTH` steps, so a cycle written by hand in the store cannot loop)."""
+    steps = 0
+    while idea in merged and steps < MERGE_DEPTH:
+        idea = merged[idea]
+        steps += 1
+    return idea
+
+
+def _feedback(
+    out: dict[Key, Vector],
+    log: PilotLog,
+    consent: ConsentTimeline,
+    variants: Mapping[str, str],
+    merged: Mapping[str, str],
+) -> None:
     latest: dict[str, tuple[float, float | None]] = {}
     votes: dict[str, float] = {}
     counts: dict[str, int] = {}
@@ -493,7 +515,7 @@ def _feedback(out: dict[Key, Vector], log: PilotLog, consent: ConsentTimeline, v
         elif kind in ("comment", "idea"):
             counts[kind] = counts.get(kind, 0) + 1
         elif kind == "vote" and target:
-            votes[target] = 1.0 if score is None else score
+            votes[merged.get(target, target)] = 1.0 if score is None else score
     scopes = [("", ""), *list(variants.items())]
     for kind, (value, _) in latest.items():
         bucket = _bucket(kind, value)

@@ -3,26 +3,22 @@ with a public reason), ideas' public statuses, duplicates merged, and board deci
 published to the portal.
 
 Citizens' contributions themselves are events, counted by the workers; these are the lab's own writes.
-A merge changes how votes are counted: the workers load the merge map (`idea_merges`) with the registry
+A merge changes how votes are counted: the workers load the merge map (`Store.idea_merges`) with the registry
 and count each participant's latest vote once per canonical idea (experiments/attribution.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Literal, NamedTuple
 
-from sqlalchemy import select
-
 from experiments import models as m
+from experiments.attribution import canonical_idea
 from experiments.store import Store, StoreError, now
 
 IdeaStatus = Literal["new", "under_review", "adopted", "not_retained", "done"]
 IDEA_STATUSES: tuple[IdeaStatus, ...] = m.IDEA_STATUSES  # type: ignore[assignment]
 #: The longest public reason or summary the lab may write (the portal shows them whole).
 PUBLIC_TEXT_MAX = 2000
-#: The longest chain of merges followed (a merge into a merged idea lands on that idea's canonical one).
-MERGE_DEPTH = 64
 
 
 class ModerationState(NamedTuple):
@@ -133,8 +129,8 @@ def merge(store: Store, duplicate: str, into: str, *, actor: str) -> ModerationS
     first, second = _text(store, duplicate, ("idea",)), _text(store, into, ("idea",))
     if first.pilot_key != second.pilot_key:
         raise StoreError(f"into == {into!r}, an idea of pilot {second.pilot_key!r}, not of {first.pilot_key!r}")
-    merges = idea_merges(store).get(first.pilot_key, {})
-    if canonical(merges, into) == duplicate:
+    merges = store.idea_merges().get(first.pilot_key, {})
+    if canonical_idea(merges, into) == duplicate:
         raise StoreError(f"into == {into!r}, was itself merged into {duplicate!r}: merge the other way")
     return _save(store, first, actor, merged_into=into)
 
@@ -142,27 +138,6 @@ def merge(store: Store, duplicate: str, into: str, *, actor: str) -> ModerationS
 def unmerge(store: Store, duplicate: str, *, actor: str) -> ModerationState:
     """Returns the state of an idea separated again from the idea it was merged into."""
     return _save(store, _text(store, duplicate, ("idea",)), actor, merged_into=None)
-
-
-def canonical(merges: Mapping[str, str], idea: str) -> str:
-    """Returns the idea an idea's votes count for: itself, or the end of its chain of merges."""
-    seen = 0
-    while idea in merges and seen < MERGE_DEPTH:
-        idea = merges[idea]
-        seen += 1
-    return idea
-
-
-def idea_merges(store: Store) -> dict[str, dict[str, str]]:
-    """Returns, per pilot, every merged idea and the canonical idea it counts for (chains followed)."""
-    q = select(m.Moderation.pilot_key, m.Moderation.event_id, m.Moderation.merged_into).where(
-        m.Moderation.merged_into.is_not(None)
-    )
-    direct: dict[str, dict[str, str]] = {}
-    with store.engine.connect() as conn:
-        for pilot, event_id, into in conn.execute(q):
-            direct.setdefault(pilot, {})[event_id] = str(into)
-    return {pilot: {idea: canonical(merges, idea) for idea in merges} for pilot, merges in direct.items()}
 
 
 def publish_summary(store: Store, decision_id: int, summary_fr: str, summary_en: str, *, actor: str) -> None:

@@ -39,6 +39,7 @@ DEFAULT_EVENT_MAX_AGE_DAYS = 400
 #: The longest maximum age the settings take (a century): every time the worker accepts stays well
 #: inside what UTC and the store can hold.
 EVENT_MAX_AGE_DAYS_LIMIT = 36_500
+DEFAULT_PORTAL_PORT = 8600
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +57,9 @@ class Settings:
     ingest_port: int
     console_host: str
     console_port: int
+    #: Where the citizens' portal listens (`rhizome portal`).
+    portal_host: str
+    portal_port: int
     topic_partitions: int
     #: How late (event time behind the newest event of its partition) an event may still count.
     grace_seconds: int
@@ -210,6 +214,8 @@ def load_settings(environ: dict[str, str] | None = None, config_file: Path | Non
         ingest_port=get_int("ingest_port", DEFAULT_INGEST_PORT),
         console_host=get("console_host", "127.0.0.1") or "127.0.0.1",
         console_port=get_int("console_port", DEFAULT_CONSOLE_PORT),
+        portal_host=get("portal_host", "127.0.0.1") or "127.0.0.1",
+        portal_port=get_int("portal_port", DEFAULT_PORTAL_PORT),
         topic_partitions=get_int("topic_partitions", 4),
         grace_seconds=get_int("grace_seconds", 2 * 86400),
         namespace=get("namespace", "rhizome") or "rhizome",

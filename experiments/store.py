@@ -6,6 +6,7 @@ rows the workers upsert, so any number of workers can write side by side.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -25,7 +26,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from experiments import models as m
-from experiments.attribution import ExperimentRuntime, PilotRuntime, to_ms
+from experiments.attribution import ExperimentRuntime, PilotRuntime, canonical_idea, to_ms
 from experiments.registry import ExperimentSpec, ExperimentStatus, PilotSpec
 from experiments.settings import narrow, private_dir
 from experiments.specs import experiment_from_dict, pilot_changes, plan_changes, spec_from_dict, spec_to_dict
@@ -400,10 +401,24 @@ class Store:
                     e.status,  # type: ignore[arg-type]
                     to_ms(stopped) if stopped else None,
                 )
+            merged = self.idea_merges(s)
             return {
-                p.key: PilotRuntime(spec_from_dict({**p.spec, "experiments": []}), by_pilot.get(p.key, {}))
+                p.key: PilotRuntime(
+                    spec_from_dict({**p.spec, "experiments": []}), by_pilot.get(p.key, {}), merged.get(p.key, {})
+                )
                 for p in pilots
             }
+
+    def idea_merges(self, session: Session | None = None) -> dict[str, dict[str, str]]:
+        """Returns, per pilot, every idea the lab merged into another and the canonical idea its votes
+        count for (chains of merges followed)."""
+        t = m.Moderation
+        q = select(t.pilot_key, t.event_id, t.merged_into).where(t.merged_into.is_not(None))
+        direct: dict[str, dict[str, str]] = defaultdict(dict)
+        with contextlib.nullcontext(session) if session is not None else self.session() as s:
+            for pilot, event_id, into in s.execute(q):
+                direct[pilot][event_id] = str(into)
+        return {pilot: {idea: canonical_idea(ideas, idea) for idea in ideas} for pilot, ideas in direct.items()}
 
     def plan_history(self, pilot: str, experiment: str | None = None) -> list[m.PlanChange]:
         with self.session() as s:

@@ -134,27 +134,30 @@ def cmd_assign(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
-    from services.ingest.publisher import Publisher, Record
-    from streams.events import Topics, encode_erasure, ensure_settings_topics
+    from services.erasure import erase_participant
+    from services.ingest.publisher import Publisher
+    from streams.events import Topics, ensure_settings_topics
 
     settings = settings.ensure_secret()
     assert settings.secret is not None
     pid = safe_participant_id(args.participant, settings.secret)
-    at = datetime.now(UTC)
-    topics = Topics(settings.namespace)
     ensure_settings_topics(settings)
     publisher = Publisher(settings.kafka_bootstrap, client_id="rhizome-erase")
     try:
-        publisher.publish([Record(topics.erasure, pid.encode(), encode_erasure(pid, at))])
+        done = erase_participant(_store(settings), publisher, Topics(settings.namespace), pid, requested_by=args.actor)
     finally:
         publisher.close()
-    deleted = _store(settings).erase_participant(pid, requested_by=args.actor)
-    doc = {"participant": pid, "rows_deleted": deleted, "tombstone_published": True, "at": at.isoformat()}
+    doc = {
+        "participant": pid,
+        "rows_deleted": done.rows_deleted,
+        "tombstone_published": True,
+        "at": done.at.isoformat(),
+    }
     if args.json:
         _emit(doc)
     else:
         print(
-            f"erased {pid}: {deleted} stored rows deleted; erasure request published to {topics.erasure}, "
+            f"erased {pid}: {done.rows_deleted} stored rows deleted; erasure request published to {done.topic}, "
             "the workers now forget the participant and recount without them"
         )
     return 0
@@ -282,6 +285,19 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_portal(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
+    from services.portal.app import run_portal
+
+    settings = replace(
+        settings, portal_host=args.host or settings.portal_host, portal_port=args.port or settings.portal_port
+    )
+    _store(settings).close()
+    run_portal(settings)
+    return 0
+
+
 def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
     import os
 
@@ -312,13 +328,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings, demo: bool = False) -> 
             sim = start_demo(settings, platform.ingest_url, days=args.days, rate=args.rate, say=print)
             user, password = demo_admin(settings)
             print(f"console  sign in as {user} / {password}")
-            print(f"\nRhizome demo is running. Open the console: {platform.console_url}  (Ctrl-C stops everything)")
+            print(
+                f"\nRhizome demo is running. Open the console: {platform.console_url}  "
+                f"the citizens' portal: {platform.portal_url}  (Ctrl-C stops everything)"
+            )
             try:
                 platform.wait()
             finally:
                 sim.stop()
         else:
-            print(f"\nRhizome is up. Console: {platform.console_url}  Ingest: {platform.ingest_url}  (Ctrl-C stops)")
+            print(
+                f"\nRhizome is up. Console: {platform.console_url}  Ingest: {platform.ingest_url}  "
+                f"Portal: {platform.portal_url}  (Ctrl-C stops)"
+            )
             platform.wait()
     except KeyboardInterrupt:
         print("\nstopping…")
@@ -383,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp = add("worker", cmd_worker, "one faust worker (run several for more throughput)")
     sp.add_argument("--loglevel", default="warn", choices=["crit", "error", "warn", "info", "debug"])
     sp = add("ingest", cmd_ingest, "the HTTP ingest and assignment service")
+    sp.add_argument("--host")
+    sp.add_argument("--port", type=int)
+    sp = add("portal", cmd_portal, "the citizens' portal (default 127.0.0.1:8600)")
     sp.add_argument("--host")
     sp.add_argument("--port", type=int)
     sp = add("console", cmd_console, "the Streamlit console")

@@ -350,6 +350,10 @@ class Platform:
         return f"http://{self.settings.ingest_host}:{self.settings.ingest_port}"
 
     @property
+    def portal_url(self) -> str:
+        return f"http://{self.settings.portal_host}:{self.settings.portal_port}"
+
+    @property
     def console_url(self) -> str:
         return f"http://{self.settings.console_host}:{self.settings.console_port}"
 
@@ -378,11 +382,14 @@ class Platform:
             health_port=s.worker_health_port,
         )
         self.spawn("ingest", [sys.executable, "-m", "services.cli", "ingest"])
+        self.spawn("portal", [sys.executable, "-m", "services.cli", "portal"])
         if console:
             self.spawn("console", [sys.executable, "-m", "services.cli", "console"])
         self.wait_http(f"{self.ingest_url}/healthz", "ingest")
         self.say(f"ingest   {self.ingest_url}  (OpenAPI: {self.ingest_url}/docs)")
         self.say(f"worker   {worker.health_url} (supervised: restarted when it exits or stalls)")
+        self.wait_http(f"{self.portal_url}/healthz", "portal")
+        self.say(f"portal   {self.portal_url}  (the citizens' portal)")
         if console:
             self.wait_http(f"{self.console_url}/_stcore/health", "console")
             self.say(f"console  {self.console_url}")

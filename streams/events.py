@@ -39,8 +39,8 @@ MAX_BATCH = 1000
 
 EventType = Literal["exposure", "usage", "feedback", "consent"]
 EVENT_TYPES: tuple[EventType, ...] = ("exposure", "usage", "feedback", "consent")
-FeedbackKind = Literal["rating", "nps", "sus", "comment", "idea", "vote"]
-FEEDBACK_KINDS: tuple[FeedbackKind, ...] = ("rating", "nps", "sus", "comment", "idea", "vote")
+FeedbackKind = Literal["rating", "nps", "sus", "comment", "idea", "vote", "report"]
+FEEDBACK_KINDS: tuple[FeedbackKind, ...] = ("rating", "nps", "sus", "comment", "idea", "vote", "report")
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,8 +343,11 @@ def _check_by_kind(p: FeedbackPayload) -> None:
             raise _FieldError("target", "must be the event_id of the idea voted on")
         if score is not None and score not in (-1, 1):
             raise _FieldError("score", "must be 1 or -1 for a vote")
+    elif kind == "report":
+        if p.target is None:
+            raise _FieldError("target", "must be the event_id of the idea or comment reported")
     elif kind != "comment" and p.target is not None:
-        raise _FieldError("target", f"must be left out for {kind}: only a vote or a comment names an idea")
+        raise _FieldError("target", f"must be left out for {kind}: only a vote, a comment or a report names an idea")
     if kind != "idea":
         for name in ("title", "theme", "district"):
             if getattr(p, name) is not None:

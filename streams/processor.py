@@ -84,6 +84,7 @@ class Registry:
                 key,
                 repr(p.spec),
                 sorted((k, e.status, e.stopped_at_ms) for k, e in p.experiments.items()),
+                sorted(p.merged_ideas.items()),
             )
             for key, p in pilots.items()
         )
@@ -114,6 +115,11 @@ def text_row(
     text: str,
     occurred_at: datetime,
     variants: dict[str, str],
+    *,
+    title: str | None = None,
+    theme: str | None = None,
+    district: str | None = None,
+    target: str | None = None,
 ) -> dict[str, Any]:
     """A citizen's text as the sink stores it (`Outcome.texts`)."""
     return {
@@ -124,6 +130,10 @@ def text_row(
         "text": text,
         "occurred_at": occurred_at,
         "variants": variants,
+        "title": title,
+        "theme": theme,
+        "district": district,
+        "target": target,
     }
 
 
@@ -658,8 +668,10 @@ class Processor:
 
     @staticmethod
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
-        """Keeps the text of a comment or an idea for the store, if the participant consented then."""
-        if event.payload.kind not in ("comment", "idea") or not event.payload.text:
+        """Keeps the text of a comment, an idea or a report for the store, if the participant consented then
+        (a report may have no text: it is kept all the same, for the lab's moderation)."""
+        kind = event.payload.kind
+        if kind not in ("comment", "idea", "report") or (kind != "report" and not event.payload.text):
             return
         if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
             return
@@ -667,7 +679,17 @@ class Processor:
         p = event.payload
         occurred_at = event.occurred_at.astimezone(UTC)
         row = text_row(
-            str(event.event_id), pilot.key, event.participant_id, p.kind, p.text or "", occurred_at, variants
+            str(event.event_id),
+            pilot.key,
+            event.participant_id,
+            p.kind,
+            p.text or "",
+            occurred_at,
+            variants,
+            title=p.title,
+            theme=p.theme,
+            district=p.district,
+            target=None if p.target is None else str(p.target),
         )
         outcome.texts.append(row)
 

@@ -43,6 +43,7 @@ CONSOLE_PAGES = (
     ConsolePage(N_("Evidence"), "voice.py", N_("Citizens' voice"), ":material/forum:", "citizens-voice"),
     ConsolePage(N_("Evidence"), "glossary.py", N_("Glossary"), ":material/menu_book:", GLOSSARY),
     ConsolePage(N_("Lab"), "admin.py", N_("Admin"), ":material/settings:", "lab-admin", "manage"),
+    ConsolePage(N_("Lab"), "ideas.py", N_("Ideas"), ":material/lightbulb:", "lab-ideas", "manage"),
 )
 
 st.set_page_config(page_title=_("Rhizome console"), page_icon="🌱", layout="wide")

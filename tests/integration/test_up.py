@@ -31,13 +31,14 @@ def _answers(url: str) -> bool:
 
 def test_ctrl_c_stops_every_process_rhizome_up_started(tmp_path: Path) -> None:
     kafka_port = free_ports(2)  # the broker's port and its controller's, the next one
-    ingest_port, console_port = free_port(), free_port()
+    ingest_port, console_port, portal_port = free_port(), free_port(), free_port()
     env = dict(
         os.environ,
         RHIZOME_STATE_DIR=str(tmp_path / "state"),
         RHIZOME_KAFKA_PORT=str(kafka_port),
         RHIZOME_INGEST_PORT=str(ingest_port),
         RHIZOME_CONSOLE_PORT=str(console_port),
+        RHIZOME_PORTAL_PORT=str(portal_port),
         RHIZOME_SECRET="up-test-secret",
     )
     env.pop("RHIZOME_KAFKA_BOOTSTRAP", None)
@@ -56,6 +57,7 @@ def test_ctrl_c_stops_every_process_rhizome_up_started(tmp_path: Path) -> None:
 
         wait_until(lambda: serving(f"http://127.0.0.1:{ingest_port}/healthz"), 180, what="ingest")
         wait_until(lambda: serving(f"http://127.0.0.1:{console_port}/_stcore/health"), 120, what="the console")
+        wait_until(lambda: serving(f"http://127.0.0.1:{portal_port}/healthz"), 60, what="the portal")
         wait_until(lambda: "Rhizome is up" in (tmp_path / "up.log").read_text(), 60, what="the banner")
         health = re.search(r"^worker +(http://127\.0\.0\.1:\d+/healthz) ", (tmp_path / "up.log").read_text(), re.M)
         assert health, (tmp_path / "up.log").read_text()
@@ -79,14 +81,14 @@ def test_ctrl_c_stops_every_process_rhizome_up_started(tmp_path: Path) -> None:
         assert worker.pid not in {p.pid for p in started}
         broker = [p for p in psutil.process_iter(["cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
         assert any("kafka.Kafka" in " ".join(p.cmdline()) for p in broker)
-        assert len(started) >= 3  # worker, ingest, console (the broker runs in its own session)
+        assert len(started) >= 4  # worker, ingest, portal, console (the broker runs in its own session)
 
         os.killpg(up.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
         os.killpg(up.pid, signal.SIGINT)  # impatient: a second Ctrl-C must not leave anything behind
         assert up.wait(timeout=90) == 0
         for proc in [*started, *broker]:
             assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE, proc
-        assert not port_in_use(kafka_port) and not port_in_use(ingest_port) and not port_in_use(console_port)
+        assert not any(port_in_use(p) for p in (kafka_port, ingest_port, console_port, portal_port))
         assert "stopped" in (tmp_path / "up.log").read_text()
     finally:
         if up.poll() is None:

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import streamlit as st
 
+from experiments import formatting as fmt
 from experiments import moderation
 from experiments.board import decision_history
-from experiments.i18n import DEFAULT_LANGUAGE, LANGUAGES, Language, negotiate, translations
 from experiments.readmodels import ideas as idea_reads
 from experiments.readmodels.timeline import PublishedDecision, pilot_timeline
 from experiments.store import StoreError
 from ui import auth, data
+from ui.language import _
+from ui.language import current as language
 from ui.selection import choose_pilot
 
-
-def _language() -> Language:
-    chosen = st.session_state.get("language")
-    if chosen in LANGUAGES:
-        return chosen  # type: ignore[no-any-return]
-    header = st.context.headers.get("Accept-Language") if st.context.headers else None
-    return negotiate(header) if header else DEFAULT_LANGUAGE
-
-
-_ = translations(_language(), "console").gettext
 STATUS_NAMES = {
     "new": _("New"),
     "under_review": _("Under review"),
@@ -76,7 +68,7 @@ with moderate:
         st.info(_("No idea or comment yet."))
     for item in queue:
         kind = _("Idea") if item.kind == "idea" else _("Comment")
-        flags = [kind, item.occurred_at.strftime("%Y-%m-%d %H:%M")]
+        flags = [kind, fmt.moment(item.occurred_at, language())]
         if item.reports:
             flags.append(_("reported by %(n)d") % {"n": item.reports})
         if item.hidden:
@@ -176,7 +168,8 @@ with summaries:
     if not decisions:
         st.info(_("No board decision recorded for this pilot yet."))
     for d in decisions:
-        label = f"#{d.id} · {d.experiment_key or pilot.key} · {d.outcome} · {d.at:%Y-%m-%d}"
+        outcome = fmt.term(fmt.OUTCOMES, d.outcome, language())
+        label = f"#{d.id} · {d.experiment_key or pilot.key} · {outcome} · {fmt.day(d.at, language())}"
         if d.id in published:
             label += " · " + _("published")
         with st.expander(label):

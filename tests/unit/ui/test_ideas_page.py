@@ -39,7 +39,7 @@ def _texts(store: Store) -> tuple[str, str, str]:
 def test_the_lab_hides_a_reported_comment_with_a_public_reason(writable_console: str) -> None:
     store = Store(writable_console)
     comment, _idea, _other = _texts(store)
-    at = open_page(signed_in("lab"), "ideas")
+    at = open_page(signed_in("lab", "fr"), "ideas")
     assert at.expander[0].label.startswith("Commentaire") and "signalé par 1" in at.expander[0].label
     shown = [t.value for t in at.text]
     assert HOSTILE in shown and "rude" in " ".join(shown)
@@ -55,7 +55,7 @@ def test_the_lab_hides_a_reported_comment_with_a_public_reason(writable_console:
 def test_the_lab_merges_a_duplicate_and_gives_an_idea_a_status(writable_console: str) -> None:
     store = Store(writable_console)
     _comment, idea, other = _texts(store)
-    at = open_page(signed_in("lab"), "ideas")
+    at = open_page(signed_in("lab", "fr"), "ideas")
     at.selectbox(key=f"into-{other}").set_value(idea)
     for button in at.button:
         if button.label == "Regrouper" and button.form_id == f"merge-{other}":
@@ -74,7 +74,7 @@ def test_the_lab_publishes_a_decisions_summary_to_the_portal(writable_console: s
     store = Store(writable_console)
     snap = board.take_snapshot(store, board.evaluate(store, "onboarding"))
     decision = board.record_decision(store, snap.id, "go", "internal rationale", ["Ana"], recorded_by="ana")
-    at = open_page(signed_in("lab"), "ideas")
+    at = open_page(signed_in("lab", "fr"), "ideas")
     at.text_area(key=f"summary-fr-{decision.id}").input("Vous l'avez dit : c'est fait.")
     at.text_area(key=f"summary-en-{decision.id}").input("You said it: done.")
     for button in at.button:

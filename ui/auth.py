@@ -74,6 +74,7 @@ def current_account() -> Account | None:
         _forget_session(ENDED)
         return None
     st.session_state[ACCOUNT_KEY] = account
+    language.signed_in(account.username)
     return account
 
 

@@ -43,6 +43,9 @@ __all__ = [
 
 #: Room for the axes and their titles in a chart Streamlit sizes to fit (autosize "fit").
 AXES_HEIGHT = 60
+#: Room added to a time series' or a bar chart's plotting height (`CHART_HEIGHT`) for its axes, their titles
+#: and its legend, which Streamlit fits inside the height it is given.
+SERIES_FRAME = 110
 #: The most rows a chart with one row per item draws (cohorts, segment values).
 MOST_ROWS = 40
 

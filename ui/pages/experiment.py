@@ -208,7 +208,10 @@ metric = metric_box.selectbox(
 )
 looks = [p for p in data.experiment_view(url, spec.key, "", metric).monitoring if p.metric == metric]
 if len({p.day for p in looks}) >= 2:
-    charts.show(charts.monitoring_chart(looks, difference=plan.difference, alpha=plan.alpha, engine=plan.engine))
+    charts.show(
+        charts.monitoring_chart(looks, difference=plan.difference, alpha=plan.alpha, engine=plan.engine),
+        frame=charts.SERIES_FRAME,
+    )
 else:
     st.info(_("Not enough data yet: the chart needs participants first exposed on two different days at least."))
 if plan.engine == "sequential":

@@ -70,7 +70,10 @@ with left:
     st.subheader(_("Adoption and forecast"), help=help_for("bass-forecast"))
     cumulative = [(float(r.days_since_start), r.cumulative_adopters) for r in series]
     start = series[0].day - timedelta(days=series[0].days_since_start)
-    charts.show(charts.adoption_chart(cumulative, view.forecast, start=start, language=language, width=None))
+    charts.show(
+        charts.adoption_chart(cumulative, view.forecast, start=start, language=language, width=None),
+        frame=charts.SERIES_FRAME,
+    )
     fit = everyone.fit
     if segment:
         st.caption(_("The Bass forecast is fitted to everyone's adoption; choose Everyone to see it."))
@@ -91,12 +94,12 @@ with left:
             )
 with right:
     st.subheader(_("Daily activity"))
-    charts.show(charts.daily_activity_chart(series))
+    charts.show(charts.daily_activity_chart(series), frame=charts.SERIES_FRAME)
     st.caption(_("New: first day of use. Returning: active again after their first day."))
 
 st.subheader(_("Retention by weekly cohort"), help=help_for("retention"))
 if view.retention.cohorts:
-    charts.show(charts.retention_heatmap(view.retention))
+    charts.show(charts.retention_heatmap(view.retention), frame=charts.AXES_HEIGHT)
     curve = view.retention.average()
     st.caption(
         _("Share of each week's newcomers still active k weeks later. Across cohorts: {weeks}.").format(

@@ -60,7 +60,7 @@ with left:
         )
     )
     st.subheader(_("Ratings"))
-    charts.show(charts.rating_chart(figures))
+    charts.show(charts.rating_chart(figures), frame=charts.SERIES_FRAME)
 with right:
     st.subheader(_("Themes"))
     if summary.themes:

@@ -252,7 +252,7 @@ def test_a_link_to_a_page_returns_to_that_page_and_its_query_after_signing_in(
     assert page.get_by_text("Page not found").count() == 0
     assert page.url.startswith(f"{console.url}/experiments?")
     assert "experiment=alerts" in page.url and "pilot=parking" in page.url
-    assert page.get_by_role("combobox", name="Experiment").input_value() == "Parking · alerts (running)"
+    assert page.get_by_role("combobox", name="Experiment").input_value() == "Parking · alerts (Running)"
 
 
 def test_the_sixth_attempt_after_five_wrong_passwords_waits_even_with_the_right_password(

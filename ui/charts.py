@@ -7,7 +7,8 @@ cohort or segment value); a daily series draws its latest `report.PLOTTED_DAYS` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import altair as alt
 import pandas as pd
@@ -18,14 +19,17 @@ from experiments.adoption import RetentionMatrix
 from experiments.readmodels.adoption import AdoptionDay, Reach
 from experiments.readmodels.exposure import MonitoringPoint
 from experiments.readmodels.voice import VoiceFigures
+from experiments.registry import ExperimentSpec
 from experiments.report import (
     CHART_HEIGHT,
+    FOREST_FRAME,
     AnyChart,
     adoption_chart,
     forest_chart,
     interval_label,
     localised,
     plotted,
+    spec_limits,
 )
 from ui.language import _, current
 
@@ -39,6 +43,7 @@ __all__ = [
     "reach_chart",
     "retention_heatmap",
     "show",
+    "show_forest",
 ]
 
 #: Room for the axes and their titles in a chart Streamlit sizes to fit (autosize "fit").
@@ -61,6 +66,30 @@ def show(chart: AnyChart, *, frame: int = 0) -> None:
         st.vega_lite_chart(spec, width="stretch", height=int(height) + frame)
     else:
         st.vega_lite_chart(spec, width="stretch")
+
+
+def show_forest(
+    rows: Sequence[Any],
+    spec: ExperimentSpec,
+    roles: Mapping[str, str],
+    names: Mapping[str, str],
+    minimum_effect: float,
+) -> None:
+    """Draws the experiment's forest plot across the page, as high as its rows (`report.forest_chart`)."""
+    plan = spec.analysis
+    chart = forest_chart(
+        rows,
+        roles,
+        difference=plan.difference,
+        alpha=plan.alpha,
+        engine=plan.engine,
+        minimum_effect=minimum_effect,
+        names=names,
+        limits=spec_limits(spec),
+        language=current(),
+        width=None,
+    )
+    show(chart, frame=FOREST_FRAME)
 
 
 def daily_activity_chart(series: Sequence[AdoptionDay]) -> AnyChart:

@@ -96,21 +96,7 @@ for row in ev.comparisons:
     statement = report.describe(row, spec, language)
     role = fmt.term(fmt.ROLES, roles.get(row.metric, "secondary"), language)
     st.markdown(f"{VERDICT_ICONS[statement.verdict]} **{plain(role)}**: {plain(statement.text)}")
-charts.show(
-    charts.forest_chart(
-        ev.comparisons,
-        roles,
-        difference=plan.difference,
-        alpha=plan.alpha,
-        engine=plan.engine,
-        minimum_effect=ev.pilot.decision.minimum_effect,
-        names=names,
-        limits=report.spec_limits(spec),
-        language=language,
-        width=None,
-    ),
-    frame=report.FOREST_FRAME,
-)
+charts.show_forest(ev.comparisons, spec, roles, names, ev.pilot.decision.minimum_effect)
 st.caption(
     _(
         "Each row is one metric for one treatment: the dot is the effect, the line its interval. Dashed lines: "

@@ -180,21 +180,7 @@ with st.expander(_("Technical details"), icon=":material/data_object:"):
         st.markdown(f"**{plain(label)}**: {plain(value)}")
 
 st.subheader(_("Forest plot"), help=help_for("minimum-effect"))
-charts.show(
-    charts.forest_chart(
-        rows,
-        roles,
-        difference=plan.difference,
-        alpha=plan.alpha,
-        engine=plan.engine,
-        minimum_effect=ev.pilot.decision.minimum_effect,
-        names=names,
-        limits=report.spec_limits(spec),
-        language=language,
-        width=None,
-    ),
-    frame=report.FOREST_FRAME,
-)
+charts.show_forest(rows, spec, roles, names, ev.pilot.decision.minimum_effect)
 
 st.subheader(
     _("Monitoring, day by day of first exposure"),

@@ -132,7 +132,7 @@ def render_times(runs: int) -> dict[str, Any]:
     store = Store(f"sqlite:///{tmp / 'portal.db'}")
     store.migrate()
     began = time.perf_counter()
-    specs = seed_portfolio(store, pilots=50, experiments=50, days=3, participants=100, history_every_hours=24)
+    specs = seed_portfolio(store, pilots=50, experiments=50, days=3, participants=100)
     ideas = seed_ideas(store, [s.key for s in specs])
     seeded = time.perf_counter() - began
     settings = load_settings({"RHIZOME_STATE_DIR": str(tmp), "RHIZOME_SECRET": "bench"})

@@ -44,6 +44,9 @@ UNITS = "$units"
 #: the first counted one matters; a few more cover exposures logged before consent), and the newest,
 #: whose time a rebuild reads for the lateness watermark (`PilotLog.latest`).
 MAX_EXPOSURES = 8
+#: The most texts (ideas, comments, reports) of one participant kept waiting for a consent that covers
+#: them; beyond, the oldest waiting text is dropped.
+MAX_WAITING_TEXTS = 16
 #: The longest chain of merged ideas followed to its canonical idea.
 MERGE_DEPTH = 64
 
@@ -206,16 +209,24 @@ def first_half_key(event_id: int) -> str:
     return "%016x" % (event_id >> 64)
 
 
+#: A text waiting for its consent: (ms, occurred_at in ISO 8601, event id, kind, text, title, theme,
+#: district, target idea).
+WaitingText = tuple[int, str, str, str, str, str | None, str | None, str | None, str | None]
+
+
 class PilotLog:
     """One participant's events in one pilot, kept small: times in ms, sorted, deduplicated.
 
     usage: (ms, action, value); feedback: (ms, kind, score, sus score, target idea, experiment);
     seen: the `event_key` of every applied event (a redelivered event is recognised by it);
     seen_before: the `first_half_key` of the events a log written before `event_key` had applied, read
-    and kept as they are (a redelivered one is still recognised), never added to.
+    and kept as they are (a redelivered one is still recognised), never added to;
+    waiting: the texts read before the consent that covers them (`WaitingText`): the consent and the
+    text travel on different topics, so a consent given first may be read after; the worker stores
+    them once it arrives (at most `MAX_WAITING_TEXTS`).
     """
 
-    __slots__ = ("consent", "exposures", "feedback", "properties", "seen", "seen_before", "usage")
+    __slots__ = ("consent", "exposures", "feedback", "properties", "seen", "seen_before", "usage", "waiting")
 
     def __init__(
         self,
@@ -226,6 +237,7 @@ class PilotLog:
         properties: dict[str, tuple[int, str]] | None = None,
         seen: set[str] | None = None,
         seen_before: set[str] | None = None,
+        waiting: list[WaitingText] | None = None,
     ) -> None:
         self.consent: list[tuple[int, bool]] = [] if consent is None else consent
         self.exposures: dict[str, list[tuple[int, str]]] = {} if exposures is None else exposures
@@ -234,11 +246,20 @@ class PilotLog:
         self.properties: dict[str, tuple[int, str]] = {} if properties is None else properties
         self.seen: set[str] = set() if seen is None else seen
         self.seen_before: set[str] = set() if seen_before is None else seen_before
+        self.waiting: list[WaitingText] = [] if waiting is None else waiting
 
     # --- changes ------------------------------------------------------------------------------
 
     def add_consent(self, ms: int, granted: bool) -> None:
         bisect.insort(self.consent, (ms, granted))
+
+    def add_waiting(self, text: WaitingText) -> None:
+        """Keeps a text until a consent covers it (once per event id; the oldest beyond the limit go)."""
+        if any(w[2] == text[2] for w in self.waiting):
+            return
+        bisect.insort(self.waiting, text)
+        if len(self.waiting) > MAX_WAITING_TEXTS:
+            del self.waiting[0]
 
     def add_exposure(self, experiment: str, ms: int, variant: str) -> None:
         items = self.exposures.setdefault(experiment, [])
@@ -307,6 +328,8 @@ class PilotLog:
             doc["k"] = sorted(self.seen)
         if self.seen_before:
             doc["i"] = sorted(self.seen_before)
+        if self.waiting:
+            doc["w"] = self.waiting
         return doc
 
     @classmethod
@@ -319,6 +342,7 @@ class PilotLog:
             properties={k: tuple(v) for k, v in doc.get("s", {}).items()},
             seen=set(doc.get("k", ())),
             seen_before=set(doc.get("i", ())),
+            waiting=[tuple(w) for w in doc.get("w", ())],
         )
 
 

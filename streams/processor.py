@@ -26,6 +26,7 @@ from experiments.attribution import (
     PilotLog,
     PilotRuntime,
     Vector,
+    WaitingText,
     contributions,
     event_key,
     first_half_key,
@@ -135,6 +136,25 @@ def text_row(
         "district": district,
         "target": target,
     }
+
+
+def _text_of(log: PilotLog, pilot: PilotRuntime, participant_id: str, text: WaitingText) -> dict[str, Any]:
+    """Returns the store's row of a consented text, with the variants the participant was exposed to."""
+    _ms, occurred_at, event_id, kind, body, title, theme, district, target = text
+    variants = {exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments}
+    return text_row(
+        event_id,
+        pilot.key,
+        participant_id,
+        kind,
+        body,
+        datetime.fromisoformat(occurred_at),
+        variants,
+        title=title,
+        theme=theme,
+        district=district,
+        target=target,
+    )
 
 
 class Incoming:
@@ -598,6 +618,7 @@ class Processor:
                 log.add_exposure(event.payload.experiment, ms, event.payload.variant)
             case Consent():
                 log.add_consent(ms, event.payload.granted)
+                self._release_texts(log, pilot, event.participant_id, outcome)
             case Feedback():
                 p = event.payload
                 sus = sus_score(p.answers) if p.kind == "sus" and p.answers else None
@@ -668,30 +689,41 @@ class Processor:
 
     @staticmethod
     def _keep_text(log: PilotLog, pilot: PilotRuntime, event: Feedback, ms: int, outcome: Outcome) -> None:
-        """Keeps the text of a comment, an idea or a report for the store, if the participant consented then
-        (a report may have no text: it is kept all the same, for the lab's moderation)."""
-        kind = event.payload.kind
-        if kind not in ("comment", "idea", "report") or (kind != "report" and not event.payload.text):
-            return
-        if not ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
-            return
-        variants = {exp: items[0][1] for exp, items in log.exposures.items() if items and exp in pilot.experiments}
+        """Keeps the text of a comment, an idea or a report for the store if the participant consented then
+        (a report may have no text: it is kept all the same, for the lab's moderation); else it waits in
+        the log for a consent that covers it (`_release_texts`)."""
         p = event.payload
-        occurred_at = event.occurred_at.astimezone(UTC)
-        row = text_row(
+        if p.kind not in ("comment", "idea", "report") or (p.kind != "report" and not p.text):
+            return
+        text: WaitingText = (
+            ms,
+            event.occurred_at.astimezone(UTC).isoformat(),
             str(event.event_id),
-            pilot.key,
-            event.participant_id,
             p.kind,
             p.text or "",
-            occurred_at,
-            variants,
-            title=p.title,
-            theme=p.theme,
-            district=p.district,
-            target=None if p.target is None else str(p.target),
+            p.title,
+            p.theme,
+            p.district,
+            None if p.target is None else str(p.target),
         )
-        outcome.texts.append(row)
+        if ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service").at(ms):
+            outcome.texts.append(_text_of(log, pilot, event.participant_id, text))
+        else:
+            log.add_waiting(text)
+
+    @staticmethod
+    def _release_texts(log: PilotLog, pilot: PilotRuntime, participant_id: str, outcome: Outcome) -> None:
+        """Keeps for the store the waiting texts a consent just applied covers."""
+        if not log.waiting:
+            return
+        timeline = ConsentTimeline(log.consent, pilot.spec.consent == "collected_by_service")
+        still = []
+        for text in log.waiting:
+            if timeline.at(text[0]):
+                outcome.texts.append(_text_of(log, pilot, participant_id, text))
+            else:
+                still.append(text)
+        log.waiting = still
 
     @staticmethod
     def _dead(rec: Incoming, reason: str, field: str | None) -> bytes:

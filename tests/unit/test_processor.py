@@ -199,6 +199,33 @@ def test_a_redelivered_comment_gives_its_text_again() -> None:
     assert again.texts[0]["event_id"] == events[1]["event_id"]
 
 
+def test_a_text_read_before_its_consent_is_stored_once_the_consent_is_read() -> None:
+    """The portal publishes a citizen's consent, then their idea, on two topics: the worker may read the
+    idea first, in an earlier batch. The idea waits in the participant's state for the consent that
+    covers it; one that no consent covers is never stored, and an erasure forgets it."""
+    consent = ev("consent", "p1", {"granted": True}, 0)
+    idea = ev("feedback", "p1", {"kind": "idea", "text": "Bike lanes", "title": "Lanes", "theme": "mobility"}, 1)
+    earlier = ev("feedback", "p1", {"kind": "comment", "text": "before consenting"}, -1)
+    states: dict[str, Any] = {}
+    proc = processor()
+    first = run(proc, [idea, earlier], states=states)
+    assert first.texts == [] and len(states["p1"]["l"]["lab"]["w"]) == 2
+    again = run(proc, [idea], states=states)  # redelivered while it waits: still once
+    assert again.texts == [] and len(states["p1"]["l"]["lab"]["w"]) == 2
+    second = run(proc, [consent], states=states)
+    [row] = second.texts
+    assert (row["event_id"], row["text"], row["title"], row["theme"]) == (
+        idea["event_id"],
+        "Bike lanes",
+        "Lanes",
+        "mobility",
+    )
+    assert row["occurred_at"] == NOW + timedelta(hours=1)
+    assert [w[3] for w in states["p1"]["l"]["lab"]["w"]] == ["comment"]
+    erased = run(proc, [{"participant_id": "p1", "at": NOW + timedelta(hours=2)}], states=states)
+    assert erased.texts == [] and states["p1"]["l"] == {}
+
+
 def test_events_whose_ids_share_their_first_64_bits_all_count() -> None:
     """Ids are told apart by all their bits, not only the first 64 (which UUIDv7s of one millisecond,
     or UUIDv1s of one clock tick, share)."""

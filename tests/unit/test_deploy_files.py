@@ -192,6 +192,7 @@ def test_every_rhizome_command_in_the_deployment_files_parses_with_the_cli() -> 
         "docker-compose.yml",
         "Dockerfile",
         "ingest.yaml",
+        "portal.yaml",
         "worker.yaml",
         "console.yaml",
         "migrate-job.yaml",

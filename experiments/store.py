@@ -106,7 +106,11 @@ def _private_sqlite_file(path: Path) -> None:
     SQLite gives its -wal and -shm files the database's mode, and older ones are narrowed too."""
     if not path.parent.exists():
         private_dir(path.parent)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    # Created only when missing, never opened when it exists: closing any descriptor of the file would
+    # release every POSIX lock this process's SQLite connections hold on it, and another process closing
+    # its last connection would then checkpoint and delete the WAL these connections still write to.
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         if file.exists():
             narrow(file)

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +179,31 @@ def test_events_may_be_dated_400_days_back_unless_the_deployment_says_otherwise(
 def test_a_maximum_age_out_of_bounds_is_refused_naming_the_setting(tmp_path: Path, days: str) -> None:
     with pytest.raises(ValueError, match=r"^RHIZOME_EVENT_MAX_AGE_DAYS == "):
         load_settings({"RHIZOME_EVENT_MAX_AGE_DAYS": days}, tmp_path / "none.toml")
+
+
+def test_opening_an_existing_store_never_opens_its_file_outside_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing any descriptor of the database file releases every POSIX lock this process's SQLite
+    connections hold on it; another process closing its last connection may then delete the WAL they
+    still write to, and their writes are lost (seen with the worker and the portal on one SQLite file).
+    So a store opened again only narrows the file's mode, without opening it."""
+    path = tmp_path / "rhizome.db"
+    first = Store(f"sqlite:///{path}")
+    first.migrate()
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(file: Any, *args: Any, **kwargs: Any) -> int:
+        descriptor = real_open(file, *args, **kwargs)  # an open that fails leaves no descriptor to close
+        opened.append(os.fspath(file))
+        return descriptor
+
+    monkeypatch.setattr(os, "open", recording_open)
+    try:
+        path.chmod(0o644)
+        Store(f"sqlite:///{path}").close()
+        assert str(path) not in opened
+        assert mode(path) == 0o600
+    finally:
+        first.close()

@@ -235,16 +235,21 @@ def _observation(evidence: _Evidence, experiment: ExperimentSpec, metric: Metric
     )
 
 
-def _error_reason(
-    row: ComparisonRow | None, metric: MetricSpec, variant: str, experiment: ExperimentSpec, role: str
-) -> Reason:
-    """Returns the reason saying a comparison the decision needs could not be computed."""
-    figures = {
+def _comparison(metric: MetricSpec, variant: str, experiment: ExperimentSpec, role: str) -> dict[str, Figure]:
+    """Returns the figures naming a comparison in a reason: the metric, its role, the treatment, the control."""
+    return {
         "metric": _metric(metric),
         "role": fmt.words(fmt.ROLES[role]),
         "variant": fmt.text(variant),
         "control": fmt.text(experiment.control),
     }
+
+
+def _error_reason(
+    row: ComparisonRow | None, metric: MetricSpec, variant: str, experiment: ExperimentSpec, role: str
+) -> Reason:
+    """Returns the reason saying a comparison the decision needs could not be computed."""
+    figures = _comparison(metric, variant, experiment, role)
     if row is None:
         message = Message.of(
             N_("{metric} ({role}): {variant} vs {control}: no result was computed, so it cannot support a decision."),
@@ -293,13 +298,10 @@ def _uncalibrated(
             "support a decision: pre-register relative_interval: log (the Fieller method, calibrated at every "
             "sample size), or analyse the absolute difference."
         ),
-        metric=_metric(metric),
-        role=fmt.words(fmt.ROLES[role]),
-        variant=fmt.text(variant),
-        control=fmt.text(experiment.control),
         observed=fmt.sentence(_observation(evidence, experiment, metric)),
         precision=precision,
         limit=Figure("share", GBSTATS_RELATIVE_SE_LIMIT, 0),
+        **_comparison(metric, variant, experiment, role),
     )
     return Reason("error", metric.key, variant, None, None, None, message)
 
